@@ -1,0 +1,85 @@
+// Package broker defines asynchronous messaging: the Broker contract and the built-in
+// memory broker with wildcards, queue groups and explicit acknowledgement.
+package broker
+
+import "context"
+
+// Broker publishes messages to topics and delivers them to subscribers.
+//
+// Topics are dot-separated tokens. In a subscription, "*" matches exactly one token
+// and ">" (last token only) matches one or more remaining tokens.
+type Broker interface {
+	// Name is the broker's short name ("memory", "nats").
+	Name() string
+	Publish(ctx context.Context, topic string, msg *Message) error
+	Subscribe(ctx context.Context, topic string, h Handler, opts ...SubscribeOption) (Subscription, error)
+	// Close stops every subscription and refuses further publishes.
+	Close() error
+}
+
+// Message is what travels: headers (metadata, W3C trace context) and a body.
+type Message struct {
+	Header map[string]string
+	Body   []byte
+}
+
+// Handler processes one delivery. With AutoAck, a nil return acks and an error
+// nacks; without it the handler calls Ack or Nack itself.
+type Handler func(ctx context.Context, d Delivery) error
+
+// Delivery is one message handed to one subscriber.
+type Delivery interface {
+	Topic() string
+	Message() *Message
+	// Attempt counts deliveries of this message to this subscription, from 1.
+	Attempt() int
+	// Ack confirms the message; it will not be delivered again.
+	Ack() error
+	// Nack rejects it; it is redelivered (to any member, for a queue group).
+	Nack() error
+}
+
+// Subscription is a live subscription.
+type Subscription interface {
+	Topic() string
+	// Queue is the queue group name, "" for a plain subscription.
+	Queue() string
+	Unsubscribe() error
+}
+
+// SubscribeOptions tune a subscription.
+type SubscribeOptions struct {
+	// Queue puts the subscriber in a group: each message goes to one member.
+	Queue string
+	// AutoAck acks when the handler returns nil and nacks when it returns an error.
+	AutoAck bool
+	// Buffer bounds undelivered messages held for the subscriber (0: default).
+	Buffer int
+	// MaxAttempts bounds deliveries of one message (0: default); past it the message
+	// is dropped and reported through the broker's error hook.
+	MaxAttempts int
+}
+
+// SubscribeOption sets a SubscribeOptions field.
+type SubscribeOption func(*SubscribeOptions)
+
+// Queue joins the queue group name.
+func Queue(name string) SubscribeOption { return func(o *SubscribeOptions) { o.Queue = name } }
+
+// AutoAck turns automatic acknowledgement on or off (default on).
+func AutoAck(on bool) SubscribeOption { return func(o *SubscribeOptions) { o.AutoAck = on } }
+
+// Buffer sets how many undelivered messages the subscription may hold.
+func Buffer(n int) SubscribeOption { return func(o *SubscribeOptions) { o.Buffer = n } }
+
+// MaxAttempts sets how many times one message may be delivered.
+func MaxAttempts(n int) SubscribeOption { return func(o *SubscribeOptions) { o.MaxAttempts = n } }
+
+// NewSubscribeOptions applies opts over the defaults (AutoAck on).
+func NewSubscribeOptions(opts ...SubscribeOption) SubscribeOptions {
+	o := SubscribeOptions{AutoAck: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
