@@ -18,6 +18,7 @@ const (
 	Status      = "Micro-Status"     // the response status code on transports without one
 	Error       = "Micro-Error"      // "1" when the body is an error envelope
 	From        = "Micro-From"       // the calling service's name, when known
+	Stream      = "Micro-Stream"     // "1" on a request that opens a bidirectional stream
 	ContentType = "Content-Type"     // the request or response codec
 	Accept      = "Accept"           // what the caller can read
 	TraceParent = "Traceparent"      // W3C trace context

@@ -1,0 +1,218 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+)
+
+// h2StreamsPerConn is how many concurrent calls one HTTP/2 connection carries.
+const h2StreamsPerConn = 100
+
+// HTTP is the built-in transport: requests are POST /{Handler}.{Method} with the body
+// in the negotiated codec and metadata as headers, so any HTTP client can call a
+// service. Calls go over pooled keep-alive HTTP/1.1 or HTTP/2 connections; streams
+// over HTTP/2.
+type HTTP struct {
+	opts    httpOptions
+	calls   *http.Transport // request/response calls
+	streams *http.Transport // bidirectional streams (HTTP/2 only)
+	scheme  string
+
+	pools sync.Map // addr -> *httpConn
+
+	healthOnce sync.Once
+	stop       chan struct{}
+	stopOnce   sync.Once
+	workers    sync.WaitGroup
+}
+
+var _ Transport = (*HTTP)(nil)
+var _ HealthReporter = (*HTTP)(nil)
+
+// NewHTTP returns the built-in http transport.
+func NewHTTP(opts ...HTTPOption) *HTTP {
+	o := defaultHTTPOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	t := &HTTP{opts: o, scheme: "http", stop: make(chan struct{})}
+	if o.clientTLS != nil {
+		t.scheme = "https"
+	}
+
+	var callProtos, streamProtos http.Protocols
+	switch {
+	case o.clientTLS != nil && o.http2:
+		callProtos.SetHTTP2(true)
+	case o.clientTLS != nil:
+		callProtos.SetHTTP1(true)
+	case o.http2:
+		callProtos.SetUnencryptedHTTP2(true)
+	default:
+		callProtos.SetHTTP1(true)
+	}
+	if o.clientTLS != nil {
+		streamProtos.SetHTTP2(true)
+	} else {
+		streamProtos.SetUnencryptedHTTP2(true)
+	}
+	t.calls = t.newRoundTripper(&callProtos)
+	t.streams = t.newRoundTripper(&streamProtos)
+	return t
+}
+
+func (t *HTTP) newRoundTripper(protos *http.Protocols) *http.Transport {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Protocols:           protos,
+		DialContext:         t.dialCounted(dialer),
+		TLSClientConfig:     t.opts.clientTLS,
+		MaxConnsPerHost:     t.opts.pool.MaxOpen,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: t.opts.pool.MaxIdle,
+		IdleConnTimeout:     t.opts.pool.IdleTimeout,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   protos.HTTP2(),
+	}
+}
+
+// dialCounted dials and counts the connection against its address's pool.
+func (t *HTTP) dialCounted(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		v, ok := t.pools.Load(addr)
+		if !ok {
+			return c, nil
+		}
+		p := v.(*httpConn).pool
+		p.open.Add(1)
+		return &countedConn{Conn: c, p: p}, nil
+	}
+}
+
+// Name returns "http".
+func (t *HTTP) Name() string { return "http" }
+
+// Listen binds addr and returns a listener serving HTTP/1.1 and HTTP/2.
+func (t *HTTP) Listen(ctx context.Context, addr string) (Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport http: listen on %s: %w", addr, err)
+	}
+	return newHTTPListener(ln, t.opts), nil
+}
+
+// Dial returns the pooled connection for addr; it does no I/O.
+func (t *HTTP) Dial(ctx context.Context, addr string) (Conn, error) {
+	select {
+	case <-t.stop:
+		return nil, ErrClosed
+	default:
+	}
+	if v, ok := t.pools.Load(addr); ok {
+		return v.(*httpConn), nil
+	}
+	perConn := 1
+	if t.opts.http2 {
+		perConn = h2StreamsPerConn
+	}
+	c := &httpConn{t: t, addr: addr, pool: newPool(addr, t.opts.pool, perConn)}
+	v, _ := t.pools.LoadOrStore(addr, c)
+	if t.opts.healthInterval > 0 {
+		t.healthOnce.Do(func() {
+			t.workers.Add(1)
+			go t.healthLoop()
+		})
+	}
+	return v.(*httpConn), nil
+}
+
+// Healthy reports the last background health check of addr; unknown addresses are
+// healthy until checked.
+func (t *HTTP) Healthy(addr string) bool {
+	v, ok := t.pools.Load(addr)
+	if !ok {
+		return true
+	}
+	return v.(*httpConn).pool.healthy.Load()
+}
+
+// Stats returns a snapshot of every address's pool, sorted by address.
+func (t *HTTP) Stats() []PoolStats {
+	var out []PoolStats
+	t.pools.Range(func(_, v any) bool {
+		out = append(out, v.(*httpConn).pool.stats())
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	return out
+}
+
+// Close stops health checks and closes idle connections.
+func (t *HTTP) Close() error {
+	t.stopOnce.Do(func() { close(t.stop) })
+	t.workers.Wait()
+	t.calls.CloseIdleConnections()
+	t.streams.CloseIdleConnections()
+	return nil
+}
+
+// healthLoop checks every pooled address in the background so that no call ever
+// waits on a health check; pools unused for long are forgotten.
+func (t *HTTP) healthLoop() {
+	defer t.workers.Done()
+	tick := time.NewTicker(t.opts.healthInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		forgetBefore := time.Now().Add(-2 * t.opts.pool.IdleTimeout).UnixNano()
+		t.pools.Range(func(k, v any) bool {
+			c := v.(*httpConn)
+			if c.pool.inUse.Load() == 0 && c.pool.lastUsed.Load() < forgetBefore {
+				t.pools.Delete(k)
+				return true
+			}
+			c.pool.healthy.Store(t.check(c.addr))
+			return true
+		})
+	}
+}
+
+// check asks addr's readiness endpoint.
+func (t *HTTP) check(addr string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), t.opts.healthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.scheme+"://"+addr+ReadyPath, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := t.calls.RoundTrip(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// tlsListener wraps ln for TLS with HTTP/2 offered through ALPN.
+func tlsListener(ln net.Listener, cfg *tls.Config) net.Listener {
+	cfg = cfg.Clone()
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	return tls.NewListener(ln, cfg)
+}

@@ -1,0 +1,119 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/microhost/micro/sdk/errors"
+)
+
+// PoolStats is a snapshot of one address's connection pool.
+type PoolStats struct {
+	Addr     string
+	Open     int           // connections open now
+	Idle     int           // open connections with no call on them
+	InUse    int           // calls in flight
+	MaxOpen  int           // the configured cap
+	Waits    int64         // calls that had to wait for a free slot
+	WaitTime time.Duration // total time calls spent waiting
+	Timeouts int64         // calls that gave up waiting
+	Healthy  bool          // result of the last background health check
+}
+
+// pool bounds and measures the calls and connections to one address.
+type pool struct {
+	addr        string
+	slots       chan struct{} // one token per call allowed in flight
+	waitTimeout time.Duration
+	perConn     int // calls one connection carries at once (1 for HTTP/1.1)
+
+	open     atomic.Int64
+	inUse    atomic.Int64
+	waits    atomic.Int64
+	waitNS   atomic.Int64
+	timeouts atomic.Int64
+	healthy  atomic.Bool
+	lastUsed atomic.Int64 // unix nanoseconds
+}
+
+func newPool(addr string, o PoolOptions, perConn int) *pool {
+	p := &pool{
+		addr:        addr,
+		slots:       make(chan struct{}, o.MaxOpen*perConn),
+		waitTimeout: o.WaitTimeout,
+		perConn:     perConn,
+	}
+	p.healthy.Store(true)
+	p.lastUsed.Store(time.Now().UnixNano())
+	return p
+}
+
+// acquire takes a call slot, waiting at most the pool's wait timeout (or ctx).
+func (p *pool) acquire(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		p.inUse.Add(1)
+		return nil
+	default:
+	}
+	start := time.Now()
+	p.waits.Add(1)
+	timer := time.NewTimer(p.waitTimeout)
+	defer timer.Stop()
+	defer func() { p.waitNS.Add(int64(time.Since(start))) }()
+	select {
+	case p.slots <- struct{}{}:
+		p.inUse.Add(1)
+		return nil
+	case <-timer.C:
+		p.timeouts.Add(1)
+		return fmt.Errorf("%w: %w", ErrNotSent, errors.Unavailable("", "connection pool for %s is exhausted: %d calls in flight, waited %s; raise the pool's max_open or add instances", p.addr, cap(p.slots), p.waitTimeout))
+	case <-ctx.Done():
+		p.timeouts.Add(1)
+		return fmt.Errorf("%w: waiting for a connection to %s: %w", ErrNotSent, p.addr, ctx.Err())
+	}
+}
+
+// release returns a call slot.
+func (p *pool) release() {
+	p.inUse.Add(-1)
+	p.lastUsed.Store(time.Now().UnixNano())
+	<-p.slots
+}
+
+func (p *pool) stats() PoolStats {
+	open := int(p.open.Load())
+	inUse := int(p.inUse.Load())
+	busyConns := (inUse + p.perConn - 1) / p.perConn
+	idle := open - busyConns
+	if idle < 0 {
+		idle = 0
+	}
+	return PoolStats{
+		Addr:     p.addr,
+		Open:     open,
+		Idle:     idle,
+		InUse:    inUse,
+		MaxOpen:  cap(p.slots) / p.perConn,
+		Waits:    p.waits.Load(),
+		WaitTime: time.Duration(p.waitNS.Load()),
+		Timeouts: p.timeouts.Load(),
+		Healthy:  p.healthy.Load(),
+	}
+}
+
+// countedConn decrements its pool's open count once when closed.
+type countedConn struct {
+	net.Conn
+	p    *pool
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.p.open.Add(-1) })
+	return c.Conn.Close()
+}

@@ -1,0 +1,433 @@
+package transport_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	stderrors "errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/microhost/micro/sdk/errors"
+	"github.com/microhost/micro/sdk/metadata"
+	"github.com/microhost/micro/sdk/transport"
+)
+
+// echo answers every request with its body and streams by echoing each message.
+type echo struct {
+	inFlight, maxInFlight atomic.Int64
+	release               chan struct{} // when set, calls wait for it
+}
+
+func (e *echo) ServeRequest(ctx context.Context, req *transport.Message) *transport.Message {
+	n := e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
+	for {
+		m := e.maxInFlight.Load()
+		if n <= m || e.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if e.release != nil {
+		select {
+		case <-e.release:
+		case <-ctx.Done():
+		}
+	}
+	if req.Header[metadata.Endpoint] == "Echo.Fail" {
+		return &transport.Message{Header: map[string]string{metadata.Status: "409", "Content-Type": "application/json"}, Body: []byte(`{"code":409}`)}
+	}
+	body := append([]byte(nil), req.Body...)
+	return &transport.Message{Header: map[string]string{"Content-Type": req.Header["Content-Type"], "Micro-Echo-Endpoint": req.Header[metadata.Endpoint]}, Body: body}
+}
+
+func (e *echo) ServeStream(ctx context.Context, header map[string]string, s transport.Stream) error {
+	for {
+		b, err := s.Recv()
+		if stderrors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if string(b) == "fail" {
+			return errors.Conflict("echo", "asked to fail")
+		}
+		if err := s.Send(b); err != nil {
+			return err
+		}
+	}
+}
+
+// serve starts a listener for h on a free loopback port.
+func serve(t *testing.T, tr transport.Transport, h transport.Handler) transport.Listener {
+	t.Helper()
+	ln, err := tr.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ln.Serve(h) }()
+	t.Cleanup(func() {
+		ln.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return ln
+}
+
+func newHTTP(t *testing.T, opts ...transport.HTTPOption) *transport.HTTP {
+	t.Helper()
+	tr := transport.NewHTTP(opts...)
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+func TestCallProtocols(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	cases := []struct {
+		name      string
+		server    []transport.HTTPOption
+		client    []transport.HTTPOption
+		wantConns int // connections open after 16 concurrent calls: h2 multiplexes
+	}{
+		{"http1.1", nil, nil, 0},
+		{"h2c", nil, []transport.HTTPOption{transport.HTTP2(true)}, 1},
+		{"tls http1.1", []transport.HTTPOption{transport.ServerTLS(serverTLS)}, []transport.HTTPOption{transport.ClientTLS(clientTLS)}, 0},
+		{"tls h2", []transport.HTTPOption{transport.ServerTLS(serverTLS)}, []transport.HTTPOption{transport.ClientTLS(clientTLS), transport.HTTP2(true)}, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &echo{release: make(chan struct{})}
+			ln := serve(t, newHTTP(t, tc.server...), h)
+			cli := newHTTP(t, tc.client...)
+			conn, err := cli.Dial(context.Background(), ln.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// One call first, so the protocol is settled before calls race for
+			// connections (TLS learns h2 from ALPN on the first handshake).
+			warm := make(chan error, 1)
+			go func() {
+				_, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
+				warm <- err
+			}()
+			waitFor(t, func() bool { return h.inFlight.Load() == 1 }, "warm-up call in flight")
+			h.release <- struct{}{}
+			if err := <-warm; err != nil {
+				t.Fatal(err)
+			}
+			const calls = 16
+			var wg sync.WaitGroup
+			errs := make(chan error, calls)
+			for i := 0; i < calls; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					body := []byte(fmt.Sprintf(`{"i":%d}`, i))
+					resp, err := conn.Call(context.Background(), &transport.Message{
+						Header: map[string]string{metadata.Endpoint: "Echo.Call", "Content-Type": "application/json"},
+						Body:   body,
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if !bytes.Equal(resp.Body, body) || resp.Header["Micro-Echo-Endpoint"] != "Echo.Call" || resp.Header[metadata.Status] != "" {
+						errs <- fmt.Errorf("call %d: got %q %v", i, resp.Body, resp.Header)
+					}
+				}(i)
+			}
+			waitFor(t, func() bool { return h.inFlight.Load() == calls }, "all calls in flight at once")
+			st := cli.Stats()[0]
+			if st.InUse != calls {
+				t.Errorf("InUse = %d, want %d", st.InUse, calls)
+			}
+			if tc.wantConns > 0 && st.Open != tc.wantConns {
+				t.Errorf("Open = %d, want %d (HTTP/2 multiplexes calls on one connection)", st.Open, tc.wantConns)
+			}
+			if tc.wantConns == 0 && st.Open != calls {
+				t.Errorf("Open = %d, want %d (HTTP/1.1 needs one connection per call in flight)", st.Open, calls)
+			}
+			close(h.release)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestErrorStatusPassesThrough(t *testing.T) {
+	ln := serve(t, newHTTP(t), &echo{})
+	conn, _ := newHTTP(t).Dial(context.Background(), ln.Addr())
+	resp, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Fail"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header[metadata.Status] != "409" {
+		t.Fatalf("status header = %q, want 409", resp.Header[metadata.Status])
+	}
+}
+
+func TestStreams(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http2=%v", h2), func(t *testing.T) {
+			ln := serve(t, newHTTP(t), &echo{})
+			conn, _ := newHTTP(t, transport.HTTP2(h2)).Dial(context.Background(), ln.Addr())
+			s, err := conn.Stream(context.Background(), map[string]string{metadata.Endpoint: "Echo.Stream"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const n = 100
+			// Send and receive concurrently: both directions are live at once.
+			sendErr := make(chan error, 1)
+			go func() {
+				for i := 0; i < n; i++ {
+					if err := s.Send([]byte(fmt.Sprintf("msg-%d", i))); err != nil {
+						sendErr <- err
+						return
+					}
+				}
+				sendErr <- s.CloseSend()
+			}()
+			for i := 0; i < n; i++ {
+				b, err := s.Recv()
+				if err != nil {
+					t.Fatalf("recv %d: %v", i, err)
+				}
+				if want := fmt.Sprintf("msg-%d", i); string(b) != want {
+					t.Fatalf("recv %d = %q, want %q", i, b, want)
+				}
+			}
+			if _, err := s.Recv(); !stderrors.Is(err, io.EOF) {
+				t.Fatalf("after the last message: %v, want io.EOF", err)
+			}
+			if err := <-sendErr; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestStreamInterleaved(t *testing.T) {
+	// A ping-pong proves full duplex: each reply arrives before the next send.
+	ln := serve(t, newHTTP(t), &echo{})
+	conn, _ := newHTTP(t).Dial(context.Background(), ln.Addr())
+	s, err := conn.Stream(context.Background(), map[string]string{metadata.Endpoint: "Echo.Stream"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 10; i++ {
+		if err := s.Send([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Recv()
+		if err != nil || len(b) != 1 || b[0] != byte(i) {
+			t.Fatalf("ping %d: got %v %v", i, b, err)
+		}
+	}
+	if err := s.Send([]byte("fail")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Recv()
+	if errors.Code(err) != http.StatusConflict {
+		t.Fatalf("stream error = %v, want the handler's 409 envelope", err)
+	}
+}
+
+func TestPoolLimits(t *testing.T) {
+	h := &echo{release: make(chan struct{})}
+	ln := serve(t, newHTTP(t), h)
+	cli := newHTTP(t, transport.Pool(transport.PoolOptions{MaxOpen: 2, MaxIdle: 1, WaitTimeout: 10 * time.Second}))
+	conn, _ := cli.Dial(context.Background(), ln.Addr())
+
+	const calls = 10
+	var wg sync.WaitGroup
+	for i := 0; i < calls; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	waitFor(t, func() bool { return h.inFlight.Load() == 2 && cli.Stats()[0].Waits == calls-2 }, "two calls in flight and the rest waiting")
+	st := cli.Stats()[0]
+	if st.Open > 2 || st.InUse != 2 || st.MaxOpen != 2 {
+		t.Errorf("stats while saturated = %+v, want Open<=2 InUse=2 MaxOpen=2", st)
+	}
+	close(h.release)
+	wg.Wait()
+	if m := h.maxInFlight.Load(); m > 2 {
+		t.Errorf("server saw %d calls at once, pool allows 2", m)
+	}
+	st = cli.Stats()[0]
+	if st.InUse != 0 || st.WaitTime <= 0 || st.Open > 2 {
+		t.Errorf("stats after = %+v", st)
+	}
+	waitFor(t, func() bool { return cli.Stats()[0].Idle == cli.Stats()[0].Open }, "idle connections counted")
+}
+
+func TestPoolWaitTimeout(t *testing.T) {
+	h := &echo{release: make(chan struct{})}
+	ln := serve(t, newHTTP(t), h)
+	cli := newHTTP(t, transport.Pool(transport.PoolOptions{MaxOpen: 1, WaitTimeout: 20 * time.Millisecond}))
+	conn, _ := cli.Dial(context.Background(), ln.Addr())
+	first := make(chan error, 1)
+	go func() {
+		_, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
+		first <- err
+	}()
+	waitFor(t, func() bool { return h.inFlight.Load() == 1 }, "first call in flight")
+	_, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
+	if !stderrors.Is(err, transport.ErrNotSent) || errors.Code(err) != http.StatusServiceUnavailable {
+		t.Fatalf("second call: %v, want not-sent 503", err)
+	}
+	if !strings.Contains(err.Error(), "exhausted") {
+		t.Errorf("error %q does not say the pool is exhausted", err)
+	}
+	close(h.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if st := cli.Stats()[0]; st.Timeouts != 1 {
+		t.Errorf("Timeouts = %d, want 1", st.Timeouts)
+	}
+}
+
+func TestDialRefusedIsNotSent(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conn, _ := newHTTP(t).Dial(context.Background(), addr)
+	_, err = conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
+	if !stderrors.Is(err, transport.ErrNotSent) || errors.Code(err) != http.StatusServiceUnavailable {
+		t.Fatalf("call to a closed port: %v, want not-sent 503", err)
+	}
+}
+
+func TestHealthChecksInBackground(t *testing.T) {
+	tr := newHTTP(t)
+	ln, err := tr.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ln.Serve(&echo{})
+	cli := newHTTP(t, transport.HealthInterval(10*time.Millisecond))
+	if _, err := cli.Dial(context.Background(), ln.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if !cli.Healthy(ln.Addr()) {
+		t.Fatal("a new address should start healthy")
+	}
+	ln.Close()
+	waitFor(t, func() bool { return !cli.Healthy(ln.Addr()) }, "closed address reported unhealthy")
+	if st := cli.Stats()[0]; st.Healthy {
+		t.Errorf("Stats().Healthy = true for a closed address")
+	}
+}
+
+func TestBadRequestsOverRawHTTP(t *testing.T) {
+	ln := serve(t, newHTTP(t, transport.MaxBodyBytes(1024)), &echo{})
+	base := "http://" + ln.Addr()
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		body   io.Reader
+		want   int
+	}{
+		{"oversized body", http.MethodPost, "/Echo.Call", bytes.NewReader(make([]byte, 2048)), http.StatusRequestEntityTooLarge},
+		{"oversized chunked body", http.MethodPost, "/Echo.Call", io.MultiReader(strings.NewReader(strings.Repeat("x", 2048))), http.StatusRequestEntityTooLarge},
+		{"GET an endpoint", http.MethodGet, "/Echo.Call", nil, http.StatusMethodNotAllowed},
+		{"no endpoint", http.MethodPost, "/", nil, http.StatusNotFound},
+		{"health", http.MethodGet, transport.HealthPath, nil, http.StatusOK},
+		{"ready", http.MethodGet, transport.ReadyPath, nil, http.StatusOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, base+tc.path, tc.body)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.want)
+			}
+			if tc.want >= 400 {
+				b, _ := io.ReadAll(resp.Body)
+				if !strings.Contains(string(b), fmt.Sprintf(`"code":%d`, tc.want)) || resp.Header.Get("Content-Type") != "application/json" {
+					t.Errorf("body %s is not the error envelope", b)
+				}
+			}
+		})
+	}
+	// The server keeps serving after all of it.
+	resp, err := http.Post(base+"/Echo.Call", "application/json", strings.NewReader(`{}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("after bad requests: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// testTLS returns a server config with a self-signed loopback certificate and a
+// client config trusting it.
+func testTLS(t *testing.T) (*tls.Config, *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "microhost test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		&tls.Config{RootCAs: pool}
+}
