@@ -3,7 +3,8 @@ module github.com/microhost/micro
 go 1.26
 
 require (
-	github.com/goccy/go-json v0.12.0 // indirect
-	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
-	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+	github.com/goccy/go-json v0.12.0
+	github.com/vmihailenco/msgpack/v5 v5.4.1
 )
+
+require github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect

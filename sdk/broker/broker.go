@@ -24,7 +24,9 @@ type Message struct {
 }
 
 // Handler processes one delivery. With AutoAck, a nil return acks and an error
-// nacks; without it the handler calls Ack or Nack itself.
+// nacks; without it the handler calls Ack or Nack itself, and a delivery settled
+// neither way when the handler returns counts as nacked. An explicit Ack or Nack
+// always wins over the return value.
 type Handler func(ctx context.Context, d Delivery) error
 
 // Delivery is one message handed to one subscriber.
@@ -58,6 +60,9 @@ type SubscribeOptions struct {
 	// MaxAttempts bounds deliveries of one message (0: default); past it the message
 	// is dropped and reported through the broker's error hook.
 	MaxAttempts int
+	// Concurrency is how many handlers of this subscription may run at once
+	// (0: one, which keeps deliveries in order; more trades order for throughput).
+	Concurrency int
 }
 
 // SubscribeOption sets a SubscribeOptions field.
@@ -74,6 +79,9 @@ func Buffer(n int) SubscribeOption { return func(o *SubscribeOptions) { o.Buffer
 
 // MaxAttempts sets how many times one message may be delivered.
 func MaxAttempts(n int) SubscribeOption { return func(o *SubscribeOptions) { o.MaxAttempts = n } }
+
+// Concurrency sets how many handlers of the subscription may run at once.
+func Concurrency(n int) SubscribeOption { return func(o *SubscribeOptions) { o.Concurrency = n } }
 
 // NewSubscribeOptions applies opts over the defaults (AutoAck on).
 func NewSubscribeOptions(opts ...SubscribeOption) SubscribeOptions {

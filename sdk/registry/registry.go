@@ -5,11 +5,26 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"time"
 )
 
-// ErrNotFound is returned when no instance of a service is registered.
-var ErrNotFound = errors.New("registry: service not found")
+// Errors every implementation returns (wrapped, so errors.Is works).
+var (
+	// ErrNotFound is returned when no instance of a service is registered.
+	ErrNotFound = errors.New("registry: service not found")
+	// ErrInvalidService is returned by Register and Deregister for a service that
+	// has no name, no nodes, or a node without an ID or address.
+	ErrInvalidService = errors.New("registry: invalid service")
+	// ErrClosed is returned by a registry (or cache) used after Close.
+	ErrClosed = errors.New("registry: closed")
+	// ErrWatcherStopped is what Watcher.Next returns after Stop.
+	ErrWatcherStopped = errors.New("registry: watcher stopped")
+	// ErrWatcherOverflow is what Watcher.Next returns once a watcher fell so far
+	// behind that events were dropped: the consumer must resync with GetService.
+	ErrWatcherOverflow = errors.New("registry: watcher fell behind, events dropped; resync")
+)
 
 // Registry stores which instances of which services are running where.
 // Implementations must be safe for concurrent use.
@@ -78,7 +93,9 @@ func (t EventType) String() string {
 	return "unknown"
 }
 
-// Event is one change. For Delete, Service holds the nodes that went away.
+// Event is one change to one version of a service. For Create and Update, Service
+// holds that version's full current state (every node); for Delete, it holds the
+// nodes that went away (no nodes means the whole version went away).
 type Event struct {
 	Type      EventType
 	Service   *Service
@@ -91,4 +108,71 @@ type Watcher interface {
 	// stopped or its context ends.
 	Next() (*Event, error)
 	Stop()
+}
+
+// Validate reports whether s can be registered: it needs a name and at least one
+// node, and every node needs a unique ID and an address.
+func (s *Service) Validate() error {
+	if s == nil {
+		return fmt.Errorf("%w: nil service", ErrInvalidService)
+	}
+	if s.Name == "" {
+		return fmt.Errorf("%w: empty name", ErrInvalidService)
+	}
+	if len(s.Nodes) == 0 {
+		return fmt.Errorf("%w: service %q has no nodes", ErrInvalidService, s.Name)
+	}
+	seen := make(map[string]struct{}, len(s.Nodes))
+	for i, n := range s.Nodes {
+		switch {
+		case n == nil:
+			return fmt.Errorf("%w: service %q: node %d is nil", ErrInvalidService, s.Name, i)
+		case n.ID == "":
+			return fmt.Errorf("%w: service %q: node %d has no ID", ErrInvalidService, s.Name, i)
+		case n.Address == "":
+			return fmt.Errorf("%w: service %q: node %q has no address", ErrInvalidService, s.Name, n.ID)
+		}
+		if _, dup := seen[n.ID]; dup {
+			return fmt.Errorf("%w: service %q: node ID %q appears twice", ErrInvalidService, s.Name, n.ID)
+		}
+		seen[n.ID] = struct{}{}
+	}
+	return nil
+}
+
+// Clone returns a deep copy of s that shares nothing with it.
+func (s *Service) Clone() *Service {
+	if s == nil {
+		return nil
+	}
+	c := &Service{Name: s.Name, Version: s.Version, Metadata: maps.Clone(s.Metadata)}
+	if s.Endpoints != nil {
+		c.Endpoints = make([]*Endpoint, len(s.Endpoints))
+		for i, e := range s.Endpoints {
+			c.Endpoints[i] = e.Clone()
+		}
+	}
+	if s.Nodes != nil {
+		c.Nodes = make([]*Node, len(s.Nodes))
+		for i, n := range s.Nodes {
+			c.Nodes[i] = n.Clone()
+		}
+	}
+	return c
+}
+
+// Clone returns a deep copy of n.
+func (n *Node) Clone() *Node {
+	if n == nil {
+		return nil
+	}
+	return &Node{ID: n.ID, Address: n.Address, Metadata: maps.Clone(n.Metadata)}
+}
+
+// Clone returns a deep copy of e.
+func (e *Endpoint) Clone() *Endpoint {
+	if e == nil {
+		return nil
+	}
+	return &Endpoint{Name: e.Name, Request: e.Request, Response: e.Response, Metadata: maps.Clone(e.Metadata)}
 }
