@@ -7,7 +7,6 @@ import (
 	"context"
 	stderrors "errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -107,7 +106,12 @@ func (c *Client) Call(ctx context.Context, service, endpoint string, req, rsp an
 		opt(&co)
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	r := &Request{Service: service, Endpoint: endpoint, Body: req, Header: md.Copy(), opts: &co}
+	r := &Request{Service: service, Endpoint: endpoint, Body: req, opts: &co}
+	if len(md) > 0 {
+		r.Header = md.Copy()
+	} else {
+		r.Header = metadata.MD{}
+	}
 	if co.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, co.timeout)
@@ -175,13 +179,8 @@ func (c *Client) header(ctx context.Context, req *Request, co *callOptions) map[
 	}
 	h[metadata.Service] = req.Service
 	h[metadata.Endpoint] = req.Endpoint
+	// No Accept unless middleware set one: servers answer in the request's codec.
 	h[metadata.ContentType] = co.codec.ContentType()
-	if _, ok := h[metadata.Accept]; !ok {
-		h[metadata.Accept] = co.codec.ContentType()
-	}
-	if _, ok := h[metadata.RequestID]; !ok {
-		h[metadata.RequestID] = newRequestID()
-	}
 	if c.opts.from != "" {
 		h[metadata.From] = c.opts.from
 	}
@@ -313,16 +312,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// newRequestID returns 16 random hex digits.
-func newRequestID() string {
-	const hex = "0123456789abcdef"
-	var b [16]byte
-	n := rand.Uint64()
-	for i := range b {
-		b[i] = hex[n&0xf]
-		n >>= 4
-	}
-	return string(b[:])
 }

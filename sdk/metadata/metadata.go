@@ -69,7 +69,6 @@ func (md MD) Copy() MD {
 }
 
 type outgoingKey struct{}
-type incomingKey struct{}
 
 // NewOutgoingContext returns ctx carrying md to be sent with the next client call.
 // Keys are canonicalised.
@@ -97,13 +96,16 @@ func FromOutgoingContext(ctx context.Context) (MD, bool) {
 
 // NewIncomingContext returns ctx carrying the metadata a server received.
 func NewIncomingContext(ctx context.Context, md MD) context.Context {
-	return context.WithValue(ctx, incomingKey{}, md)
+	return context.WithValue(ctx, serverCallKey{}, &serverCall{in: md})
 }
 
 // FromIncomingContext returns the metadata the current call arrived with.
 func FromIncomingContext(ctx context.Context) (MD, bool) {
-	md, ok := ctx.Value(incomingKey{}).(MD)
-	return md, ok
+	sc, ok := ctx.Value(serverCallKey{}).(*serverCall)
+	if !ok {
+		return nil, false
+	}
+	return sc.in, true
 }
 
 // ForwardIncoming returns ctx whose outgoing metadata is the incoming metadata minus
@@ -129,29 +131,36 @@ func ForwardIncoming(ctx context.Context) context.Context {
 	return context.WithValue(ctx, outgoingKey{}, merged)
 }
 
-type trailerKey struct{}
-
 // Trailer collects metadata a handler sends back to its caller with the response.
 type Trailer struct{ md MD }
 
-// WithTrailer returns ctx with an empty response-metadata collector; the server
-// installs one per call.
-func WithTrailer(ctx context.Context) (context.Context, *Trailer) {
-	t := &Trailer{}
-	return context.WithValue(ctx, trailerKey{}, t), t
+// serverCall is what a server puts in a call's context: the incoming metadata and
+// the collector for response metadata, under one key so a call costs one value.
+type serverCall struct {
+	in      MD
+	trailer Trailer
+}
+
+type serverCallKey struct{}
+
+// NewServerContext returns ctx carrying md as the incoming metadata of a server
+// call and a collector for the metadata the handler sends back.
+func NewServerContext(ctx context.Context, md MD) (context.Context, *Trailer) {
+	sc := &serverCall{in: md}
+	return context.WithValue(ctx, serverCallKey{}, sc), &sc.trailer
 }
 
 // SetResponse records key=value to be sent back to the caller of the current call.
 // It reports false when ctx is not a server call's context.
 func SetResponse(ctx context.Context, key, value string) bool {
-	t, ok := ctx.Value(trailerKey{}).(*Trailer)
+	sc, ok := ctx.Value(serverCallKey{}).(*serverCall)
 	if !ok {
 		return false
 	}
-	if t.md == nil {
-		t.md = MD{}
+	if sc.trailer.md == nil {
+		sc.trailer.md = MD{}
 	}
-	t.md.Set(key, value)
+	sc.trailer.md.Set(key, value)
 	return true
 }
 

@@ -164,8 +164,7 @@ func (s *Server) ServeRequest(ctx context.Context, req *transport.Message) *tran
 	}
 	ctx, cancel := withTimeout(ctx, md)
 	defer cancel()
-	ctx = metadata.NewIncomingContext(ctx, md)
-	ctx, trailer := metadata.WithTrailer(ctx)
+	ctx, trailer := metadata.NewServerContext(ctx, md)
 
 	out, err := s.chain(ctx, &Request{Service: s.name, Endpoint: endpoint, Header: md, Body: in.Interface()})
 	if err != nil {

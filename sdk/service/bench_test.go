@@ -70,7 +70,7 @@ func BenchmarkRawHTTP(b *testing.B) {
 func BenchmarkRPC(b *testing.B) {
 	reg := registry.NewMemory()
 	svc := service.New("echo", service.Registry(reg), service.HandleSignals(false))
-	if err := svc.Handle(&Echo{instance: "bench"}); err != nil {
+	if err := svc.Handle(new(BenchEcho)); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,10 +89,17 @@ func BenchmarkRPC(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			var rsp EchoResponse
-			if err := cli.Call(context.Background(), "echo", "Echo.Say", &benchRequest, &rsp); err != nil || rsp.Text != benchRequest.Text {
+			if err := cli.Call(context.Background(), "echo", "BenchEcho.Say", &benchRequest, &rsp); err != nil || rsp.Text != benchRequest.Text {
 				b.Errorf("bad answer %+v %v", rsp, err)
 				return
 			}
 		}
 	})
+}
+
+// BenchEcho does what the raw handler does: decode, answer with the text.
+type BenchEcho struct{}
+
+func (BenchEcho) Say(ctx context.Context, req *EchoRequest) (*EchoResponse, error) {
+	return &EchoResponse{Text: req.Text}, nil
 }

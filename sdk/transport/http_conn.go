@@ -102,14 +102,17 @@ func (c *httpConn) Close() error {
 }
 
 func (c *httpConn) newRequest(ctx context.Context, header map[string]string) *http.Request {
+	// One backing array for every value: a call makes one allocation for them, not one per header.
 	h := make(http.Header, len(header)+1)
+	vals := make([]string, 0, len(header))
 	endpoint := ""
 	for k, v := range header {
 		if k == metadata.Endpoint {
 			endpoint = v
 			continue
 		}
-		h[k] = []string{v}
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	r := &http.Request{
 		Method:     http.MethodPost,
@@ -138,7 +141,7 @@ func (c *httpConn) wrapErr(ctx context.Context, err error) error {
 
 // responseHeader copies the propagated headers and records a non-200 status.
 func responseHeader(resp *http.Response) map[string]string {
-	h := make(map[string]string, 4)
+	h := make(map[string]string, len(resp.Header)+1)
 	for k, v := range resp.Header {
 		if len(v) > 0 && metadata.Propagated(k) {
 			h[k] = v[0]

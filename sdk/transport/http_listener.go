@@ -124,6 +124,8 @@ func (l *httpListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	status := http.StatusOK
 	wh := w.Header()
+	// One backing array for every value: one allocation, not one per header.
+	vals := make([]string, 0, len(resp.Header)+1)
 	for k, v := range resp.Header {
 		if k == metadata.Status {
 			if code, err := strconv.Atoi(v); err == nil && code >= 100 && code < 600 {
@@ -131,9 +133,11 @@ func (l *httpListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		}
-		wh[k] = []string{v}
+		vals = append(vals, v)
+		wh[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	wh["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
+	vals = append(vals, strconv.Itoa(len(resp.Body)))
+	wh["Content-Length"] = vals[len(vals)-1:]
 	w.WriteHeader(status)
 	w.Write(resp.Body)
 }
