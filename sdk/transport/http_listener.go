@@ -68,13 +68,23 @@ func (l *httpListener) Serve(h Handler) error {
 // requests until ctx ends.
 func (l *httpListener) Shutdown(ctx context.Context) error {
 	l.draining.Store(true)
-	return l.srv.Shutdown(ctx)
+	err := l.srv.Shutdown(ctx)
+	l.closeSocket()
+	return err
 }
 
-// Close stops at once.
+// Close stops at once, even before Serve was called.
 func (l *httpListener) Close() error {
 	l.draining.Store(true)
-	return l.srv.Close()
+	err := l.srv.Close()
+	l.closeSocket()
+	return err
+}
+
+// closeSocket releases the bound socket; http.Server only closes listeners that
+// Serve has started using.
+func (l *httpListener) closeSocket() {
+	_ = l.ln.Close() // net.ErrClosed when the server closed it already
 }
 
 // ServeHTTP maps an HTTP request to a transport message and back.

@@ -431,3 +431,18 @@ func testTLS(t *testing.T) (*tls.Config, *tls.Config) {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
 		&tls.Config{RootCAs: pool}
 }
+
+func TestCloseBeforeServeReleasesTheSocket(t *testing.T) {
+	ln, err := newHTTP(t).Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if c, err := net.Dial("tcp", ln.Addr()); err == nil {
+		c.Close()
+		t.Fatal("a closed listener still accepts connections")
+	}
+	if err := ln.Serve(&echo{}); err != nil {
+		t.Fatalf("Serve after Close: %v, want nil", err)
+	}
+}
