@@ -1,0 +1,204 @@
+package main
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/microhost/micro/host/plugins"
+)
+
+// archiveFile is one file in a test archive.
+type archiveFile struct {
+	name string
+	body []byte
+	mode int64
+}
+
+func tarGz(t *testing.T, files ...archiveFile) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	// Stored, not compressed: compressing a plugin binary under -race is slow,
+	// and the reader does not care.
+	gz, err := gzip.NewWriterLevel(&buf, gzip.NoCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(gz)
+	for _, f := range files {
+		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
+		if strings.HasSuffix(f.name, "/") {
+			hdr.Typeflag, hdr.Size = tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func zipArchive(t *testing.T, files ...archiveFile) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range files {
+		h := &zip.FileHeader{Name: f.name, Method: zip.Store}
+		h.SetMode(os.FileMode(f.mode))
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(f.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func sumLine(body []byte, name string) string {
+	s := sha256.Sum256(body)
+	return hex.EncodeToString(s[:]) + "  " + name + "\n"
+}
+
+func TestInstallArchive(t *testing.T) {
+	binBytes, err := os.ReadFile(msgpackBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugin := archiveFile{name: "micro-codec-msgpack_0.1.0/micro-codec-msgpack", body: binBytes, mode: 0o755}
+	readme := archiveFile{name: "micro-codec-msgpack_0.1.0/README.md", body: []byte("# msgpack\n"), mode: 0o644}
+	dir := archiveFile{name: "micro-codec-msgpack_0.1.0/", mode: 0o755}
+	good := tarGz(t, dir, plugin, readme)
+	goodZip := zipArchive(t, plugin, readme)
+	other := []byte("another release")
+
+	// Each directory of the server is one case: its files, SHA256SUMS included.
+	// Archives refused before the binary runs hold a small stand-in.
+	stub := archiveFile{name: "micro-codec-stub", body: []byte("stub"), mode: 0o755}
+	site := map[string][]byte{
+		"/good/micro-codec-msgpack.tar.gz":     good,
+		"/good/SHA256SUMS":                     []byte(sumLine(other, "micro-codec-msgpack.zip") + sumLine(good, "micro-codec-msgpack.tar.gz")),
+		"/zip/micro-codec-msgpack.zip":         goodZip,
+		"/zip/SHA256SUMS":                      []byte(strings.Replace(sumLine(goodZip, "micro-codec-msgpack.zip"), "  ", " *", 1)), // binary-mode line
+		"/wrongsum/micro-codec-msgpack.tar.gz": good,
+		"/wrongsum/SHA256SUMS":                 []byte(sumLine(other, "micro-codec-msgpack.tar.gz")),
+		"/noline/micro-codec-msgpack.tar.gz":   good,
+		"/noline/SHA256SUMS":                   []byte(sumLine(other, "micro-codec-other.tar.gz")),
+		"/nosums/micro-codec-msgpack.tar.gz":   good,
+		"/none/plugin.tar.gz":                  tarGz(t, readme),
+		"/two/plugin.tar.gz":                   tarGz(t, stub, archiveFile{name: "bin/micro-codec-other", body: stub.body, mode: 0o755}),
+		"/mislabelled/plugin.tar.gz":           tarGz(t, archiveFile{name: "micro-codec-json", body: binBytes, mode: 0o755}),
+		"/notaplugin/plugin.tar.gz":            tarGz(t, archiveFile{name: "micro-codec-fake", body: []byte("#!/bin/sh\necho hi\n"), mode: 0o755}),
+	}
+	for _, d := range []string{"none", "two", "mislabelled", "notaplugin"} {
+		site["/"+d+"/SHA256SUMS"] = []byte(sumLine(site["/"+d+"/plugin.tar.gz"], "plugin.tar.gz"))
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := site[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(body)
+	}))
+	defer srv.Close()
+	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") {
+		t.Fatalf("test server is not on loopback: %s", srv.URL)
+	}
+
+	t.Run("tar.gz", func(t *testing.T) {
+		c := newCLI(t)
+		src := srv.URL + "/good/micro-codec-msgpack.tar.gz"
+		expect(t, c.mustPlugin("install", src), exitOK, "installed codec-msgpack 0.1.0", "from "+src)
+		dst := plugins.InstalledPath(c.dir, "codec-msgpack", "0.1.0")
+		if got, want := sha256File(t, dst), sha256Hex(binBytes); got != want {
+			t.Errorf("installed sha256 %s, want %s", got, want)
+		}
+		p := c.readLock().Get("codec-msgpack")
+		if p == nil || p.Source != src || p.SHA256 != sha256Hex(binBytes) || p.Version != "0.1.0" {
+			t.Errorf("lock entry %+v", p)
+		}
+		c.mustPlugin("verify")
+	})
+	t.Run("zip", func(t *testing.T) {
+		c := newCLI(t)
+		expect(t, c.mustPlugin("install", srv.URL+"/zip/micro-codec-msgpack.zip"), exitOK, "installed codec-msgpack 0.1.0")
+	})
+
+	refused := []struct {
+		name, path string
+		wants      []string
+	}{
+		{"wrong checksum", "/wrongsum/micro-codec-msgpack.tar.gz", []string{
+			"checksum mismatch", srv.URL + "/wrongsum/SHA256SUMS says sha256 " + sha256Hex(other), "the downloaded archive has " + sha256Hex(good)}},
+		{"no SHA256SUMS line", "/noline/micro-codec-msgpack.tar.gz", []string{
+			srv.URL + "/noline/SHA256SUMS has no line for micro-codec-msgpack.tar.gz"}},
+		{"no SHA256SUMS", "/nosums/micro-codec-msgpack.tar.gz", []string{
+			"fetching its checksums", "404 Not Found", "must hold a SHA256SUMS file"}},
+		{"no archive", "/nosuch/micro-codec-msgpack.tar.gz", []string{"404 Not Found"}},
+		{"no plugin binary", "/none/plugin.tar.gz", []string{"holds no plugin binary named micro-<kind>-<name>", "README.md"}},
+		{"two plugin binaries", "/two/plugin.tar.gz", []string{"holds 2 plugin binaries (micro-codec-stub, bin/micro-codec-other)", "exactly one"}},
+		{"mislabelled", "/mislabelled/plugin.tar.gz", []string{"named micro-codec-json", "describes itself as codec-msgpack"}},
+		{"not a plugin", "/notaplugin/plugin.tar.gz", []string{"not a Microhost plugin"}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			expect(t, c.plugin("install", srv.URL+tt.path), exitError, tt.wants...)
+			if _, err := os.Stat(c.lock); !os.IsNotExist(err) {
+				t.Errorf("a refused install wrote the lock file (%v)", err)
+			}
+			if entries, _ := os.ReadDir(c.dir); len(entries) > 0 {
+				t.Errorf("a refused install left %v in the plugin directory", entries)
+			}
+		})
+	}
+}
+
+func TestLookupSum(t *testing.T) {
+	a := strings.Repeat("ab", 32)
+	b := strings.Repeat("CD", 32)
+	sums := []byte("# comment\n\n" + a + "  x.tar.gz\n" + b + " *./y.zip\n")
+	for name, want := range map[string]string{"x.tar.gz": a, "y.zip": strings.ToLower(b)} {
+		got, err := lookupSum(sums, name)
+		if err != nil || got != want {
+			t.Errorf("lookupSum(%s) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	for name, tt := range map[string]struct{ sums, wantErr string }{
+		"missing":   {a + "  other.tar.gz\n", "has no line for x.tar.gz"},
+		"malformed": {"abc  x.tar.gz\n", "malformed line"},
+		"conflict":  {a + "  x.tar.gz\n" + strings.Repeat("00", 32) + "  x.tar.gz\n", "twice with different checksums"},
+	} {
+		if _, err := lookupSum([]byte(tt.sums), "x.tar.gz"); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: error %v, want %q", name, err, tt.wantErr)
+		}
+	}
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return fmt.Sprintf("%x", s[:])
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/microhost/micro/host/plugins"
+	"github.com/microhost/micro/sdk/plugin"
+	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
+)
+
+func installSubcommand() *subcommand {
+	return &subcommand{
+		name:    "install",
+		args:    "<source>",
+		summary: "install a plugin and record its version and SHA-256 in the lock file",
+		detail: `A source is one of:
+  ./path/to/micro-<kind>-<name>               a plugin binary on disk
+  https://host/dir/<name>.tar.gz (or .zip)    an archive, checked against https://host/dir/SHA256SUMS
+  example.com/module/cmd/plugin@v1.2.3        a Go module path@version (or @latest), built with ` + "`go install`" + `
+
+The binary is started once to ask what it is (kind, name, version); it is then
+copied to <dir>/<kind>-<name>/<version>/micro-<kind>-<name>.`,
+		run: runInstall,
+	}
+}
+
+func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) error {
+	if len(args) != 1 {
+		return usageErrorf("plugin install takes one source (a binary path, an archive URL or a Go module path@version), got %d arguments", len(args))
+	}
+	source := args[0]
+	lock, err := o.readLock() // a broken lock file fails before any work
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "micro-plugin-install-")
+	if err != nil {
+		return fmt.Errorf("creating a temporary directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	src, err := a.fetchSource(ctx, source, tmp)
+	if err != nil {
+		return err
+	}
+	p, err := a.installBinary(ctx, o, src)
+	if err != nil {
+		return err
+	}
+	lock.Put(p)
+	if err := lock.Write(o.lock); err != nil {
+		return fmt.Errorf("%w; the plugin is installed but not recorded: check that %s is writable and run the install again", err, o.lock)
+	}
+	fmt.Fprintf(a.stdout, "installed %s %s (sha256 %s…) from %s\n", p.ID, p.Version, shortSum(p.SHA256), p.Source)
+	return nil
+}
+
+// sourceKind says which of the three kinds of source s is.
+type sourceKind int
+
+const (
+	sourceLocal sourceKind = iota
+	sourceArchive
+	sourceGoModule
+)
+
+func classifySource(s string) (sourceKind, error) {
+	if s == "" {
+		return 0, usageErrorf("plugin install: the source is empty")
+	}
+	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+		return sourceArchive, nil
+	}
+	if _, err := os.Stat(s); err == nil {
+		return sourceLocal, nil
+	}
+	if strings.Contains(s, "://") {
+		return 0, usageErrorf("plugin install: %s: only http:// and https:// archive URLs are supported", s)
+	}
+	if strings.Contains(s, "@") && !strings.ContainsAny(s, `\`) && !strings.HasPrefix(s, ".") && !filepath.IsAbs(s) {
+		return sourceGoModule, nil
+	}
+	return 0, fmt.Errorf("plugin install: %s is not a file; a source is a path to a plugin binary, an http(s) URL of a .tar.gz or .zip archive, or a Go module path@version", s)
+}
+
+// fetched is a source turned into a binary on disk.
+type fetched struct {
+	bin    string // the binary to install
+	source string // the source to record in the lock file
+	// wantID, when set, is the id the binary must describe itself as (an
+	// archive's binary is named for the plugin it holds).
+	wantID string
+}
+
+// fetchSource turns source into a binary on disk, downloading or building it
+// under tmp when needed.
+func (a *app) fetchSource(ctx context.Context, source, tmp string) (*fetched, error) {
+	kind, err := classifySource(source)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case sourceArchive:
+		bin, err := a.fetchArchive(ctx, source, tmp)
+		if err != nil {
+			return nil, err
+		}
+		id, _, _ := idFromBinaryName(bin)
+		return &fetched{bin: bin, source: source, wantID: id}, nil
+	case sourceGoModule:
+		bin, err := a.buildGoModule(ctx, source, tmp)
+		if err != nil {
+			return nil, err
+		}
+		return &fetched{bin: bin, source: source}, nil
+	}
+	// A local path is recorded absolute, so `micro plugin install <source>`
+	// works again from any directory.
+	abs, err := filepath.Abs(source)
+	if err != nil {
+		return nil, fmt.Errorf("plugin install: %s: %w", source, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("plugin install: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("plugin install: %s is not a regular file; give the path of a plugin binary (micro-<kind>-<name>)", source)
+	}
+	return &fetched{bin: abs, source: abs}, nil
+}
+
+// installBinary asks bin what it is, copies it into the plugin directory and
+// returns its lock entry.
+func (a *app) installBinary(ctx context.Context, o *pluginOptions, src *fetched) (*plugins.LockedPlugin, error) {
+	bin, source := src.bin, src.source
+	sum, err := plugins.FileSHA256(bin)
+	if err != nil {
+		return nil, fmt.Errorf("plugin install: reading %s: %w", bin, err)
+	}
+	info, err := a.describe(ctx, bin, sum)
+	if err != nil {
+		return nil, fmt.Errorf("cannot install %s: %w", source, err)
+	}
+	id, err := checkDescribed(info)
+	if err != nil {
+		return nil, fmt.Errorf("cannot install %s: %w", source, err)
+	}
+	if src.wantID != "" && src.wantID != id {
+		return nil, fmt.Errorf("cannot install %s: its binary is named %s, but it describes itself as %s %s; the archive is mislabelled: ask its publisher", source, filepath.Base(bin), id, info.Version)
+	}
+	dst := plugins.InstalledPath(o.dir, id, info.Version)
+	if !insideDir(o.dir, dst) {
+		return nil, fmt.Errorf("cannot install %s: its id %s and version %q do not make a path inside %s", source, id, info.Version, o.dir)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, fmt.Errorf("cannot install %s: %w; check that the plugin directory %s is writable (or pick another with --dir)", source, err, o.dir)
+	}
+	got, err := copyExecutable(bin, dst)
+	if err != nil {
+		return nil, fmt.Errorf("cannot install %s: copying it to %s: %w", source, dst, err)
+	}
+	if got != sum {
+		return nil, fmt.Errorf("cannot install %s: %s changed while it was being installed (sha256 %s, then %s); install it again", source, bin, sum, got)
+	}
+	return &plugins.LockedPlugin{ID: id, Version: info.Version, Source: source, SHA256: sum}, nil
+}
+
+var (
+	// pluginNameRE is what a plugin's name must look like to become part of a
+	// path and a file name.
+	pluginNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	// pluginVersionRE keeps versions to what is safe as a directory name.
+	pluginVersionRE = regexp.MustCompile(`^v?[0-9A-Za-z][0-9A-Za-z.+_-]*$`)
+)
+
+// checkDescribed checks what a plugin said about itself and returns its id.
+func checkDescribed(info *pluginv1.DescribeResponse) (string, error) {
+	if !slices.Contains(plugin.Kinds, info.Kind) {
+		return "", fmt.Errorf("the plugin says its kind is %q, which is none of %s: it was built for another host", info.Kind, strings.Join(plugin.Kinds, ", "))
+	}
+	if !pluginNameRE.MatchString(info.Name) {
+		return "", fmt.Errorf("the %s plugin's name %q is not lower-case letters, digits, '-' and '_': report it to the plugin's author", info.Kind, info.Name)
+	}
+	if !pluginVersionRE.MatchString(info.Version) || strings.Contains(info.Version, "..") {
+		return "", fmt.Errorf("plugin %s-%s reports version %q, which is not a semantic version: report it to the plugin's author", info.Kind, info.Name, info.Version)
+	}
+	return info.Kind + "-" + info.Name, nil
+}
+
+// copyExecutable copies src to dst (mode 0755) through a temporary file and a
+// rename, and returns the SHA-256 of what it wrote.
+func copyExecutable(src, dst string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".install-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", err
+	}
+	return plugins.FileSHA256(dst)
+}
+
+// binaryIDRE matches a plugin binary's file name, micro-<kind>-<name>.
+var binaryIDRE = regexp.MustCompile(`^micro-(` + strings.Join(plugin.Kinds, "|") + `)-([a-z0-9][a-z0-9_-]*)$`)
+
+// idFromBinaryName returns the id and kind a binary's file name announces, or
+// false when the name is not micro-<kind>-<name>.
+func idFromBinaryName(path string) (id, kind string, ok bool) {
+	m := binaryIDRE.FindStringSubmatch(filepath.Base(path))
+	if m == nil {
+		return "", "", false
+	}
+	return m[1] + "-" + m[2], m[1], true
+}
+
+// kindMismatchRE finds the kind in the Manager's "plugin X is a <kind> plugin"
+// refusal, so describe can retry as the kind the plugin really is.
+var kindMismatchRE = regexp.MustCompile(`is a (\w+) plugin \(`)
+
+// describe starts bin through the host's plugin Manager, exactly as the host
+// would (checksum, handshake, protocol version), and returns its Describe answer.
+//
+// The Manager starts a plugin as a given kind and refuses one of another kind,
+// so the kind is taken from the binary's name (micro-<kind>-<name>) when it has
+// one; otherwise the first refusal names the real kind and one retry follows.
+func (a *app) describe(ctx context.Context, bin, sum string) (*pluginv1.DescribeResponse, error) {
+	id, kind, ok := idFromBinaryName(bin)
+	if !ok {
+		id, kind = filepath.Base(bin), plugin.KindRegistry
+	}
+	info, err := a.describeAs(ctx, bin, sum, id, kind)
+	if err == nil {
+		return info, nil
+	}
+	if m := kindMismatchRE.FindStringSubmatch(err.Error()); m != nil && m[1] != kind && slices.Contains(plugin.Kinds, m[1]) {
+		return a.describeAs(ctx, bin, sum, id, m[1])
+	}
+	return nil, err
+}
+
+func (a *app) describeAs(ctx context.Context, bin, sum, id, kind string) (*pluginv1.DescribeResponse, error) {
+	m, err := plugins.NewManager(plugins.Options{
+		// Only errors: a plugin that crashes at start shows its output here.
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "micro", Output: a.stderr, Level: hclog.Error}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	inst, err := m.Start(ctx, plugins.Spec{ID: id, Kind: kind, Version: "(new)", Path: bin, SHA256: sum})
+	if err != nil {
+		return nil, err
+	}
+	info := inst.Info()
+	if info == nil {
+		return nil, errors.New("the plugin started but did not describe itself")
+	}
+	return info, nil
+}
+
+// errNotExist reports whether err says a file is missing.
+func errNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

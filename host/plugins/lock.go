@@ -1,0 +1,152 @@
+package plugins
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// LockFileName is the lock file kept beside micro.hcl.
+const LockFileName = "micro.lock.hcl"
+
+// Lock is micro.lock.hcl: which version of each plugin is installed, from where,
+// and the SHA-256 its binary must have.
+type Lock struct {
+	Plugins []*LockedPlugin `hcl:"plugin,block"`
+}
+
+// LockedPlugin is one plugin entry, labelled "<kind>-<name>".
+type LockedPlugin struct {
+	ID      string `hcl:"id,label"`
+	Version string `hcl:"version"`
+	Source  string `hcl:"source,optional"`
+	SHA256  string `hcl:"sha256"`
+	// Path is the installed binary; empty means the plugin directory's
+	// <id>/<version>/micro-<id>.
+	Path string `hcl:"path,optional"`
+}
+
+// ReadLock reads a lock file; a missing file is an empty lock. Diagnostics carry
+// file:line:col.
+func ReadLock(path string) (*Lock, error) {
+	src, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Lock{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	f, diags := hclparse.NewParser().ParseHCL(src, path)
+	if diags.HasErrors() {
+		return nil, diagError(diags)
+	}
+	var l Lock
+	if diags := gohcl.DecodeBody(f.Body, nil, &l); diags.HasErrors() {
+		return nil, diagError(diags)
+	}
+	seen := map[string]bool{}
+	for _, p := range l.Plugins {
+		if seen[p.ID] {
+			return nil, fmt.Errorf("%s: plugin %q is locked twice; keep one entry", path, p.ID)
+		}
+		seen[p.ID] = true
+	}
+	return &l, nil
+}
+
+// Get returns the entry for id, or nil.
+func (l *Lock) Get(id string) *LockedPlugin {
+	for _, p := range l.Plugins {
+		if p.ID == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// Put adds or replaces the entry for p.ID.
+func (l *Lock) Put(p *LockedPlugin) {
+	for i, q := range l.Plugins {
+		if q.ID == p.ID {
+			l.Plugins[i] = p
+			return
+		}
+	}
+	l.Plugins = append(l.Plugins, p)
+}
+
+// Remove drops the entry for id and reports whether there was one.
+func (l *Lock) Remove(id string) bool {
+	for i, q := range l.Plugins {
+		if q.ID == id {
+			l.Plugins = append(l.Plugins[:i], l.Plugins[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// Write stores the lock at path atomically, entries sorted by id.
+func (l *Lock) Write(path string) error {
+	sort.Slice(l.Plugins, func(i, j int) bool { return l.Plugins[i].ID < l.Plugins[j].ID })
+	f := hclwrite.NewEmptyFile()
+	body := f.Body()
+	body.AppendUnstructuredTokens(hclwrite.Tokens{{Type: hclsyntax.TokenComment, Bytes: []byte("# Written by `micro plugin`; records each plugin's version and SHA-256.\n")}})
+	for i, p := range l.Plugins {
+		if i > 0 {
+			body.AppendNewline()
+		}
+		b := body.AppendNewBlock("plugin", []string{p.ID}).Body()
+		b.SetAttributeValue("version", cty.StringVal(p.Version))
+		if p.Source != "" {
+			b.SetAttributeValue("source", cty.StringVal(p.Source))
+		}
+		b.SetAttributeValue("sha256", cty.StringVal(p.SHA256))
+		if p.Path != "" {
+			b.SetAttributeValue("path", cty.StringVal(p.Path))
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".micro.lock.*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(f.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// diagError renders HCL diagnostics as one error, each with file:line:col.
+func diagError(diags hcl.Diagnostics) error {
+	var errs []error
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		pos := ""
+		if d.Subject != nil {
+			pos = fmt.Sprintf("%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += "; " + d.Detail
+		}
+		errs = append(errs, errors.New(pos+msg))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,145 @@
+// Package plugins loads, verifies and supervises out-of-process plugins for the
+// host: it checks each binary against micro.lock.hcl on a host-owned copy, starts
+// it over go-plugin with mutual TLS, negotiates the protocol, validates and hands
+// over config, restarts it when it dies, and hands back the same Go interfaces the
+// built-ins have.
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/microhost/micro/sdk/plugin"
+)
+
+// Spec says which plugin to run and how.
+type Spec struct {
+	// ID is "<kind>-<name>", e.g. "registry-consul".
+	ID string
+	// Kind is what the config expects the plugin to be; Describe must agree.
+	Kind string
+	// Version is the locked version (for logs and messages).
+	Version string
+	// Path is the binary to run (a host-owned copy is what actually runs).
+	Path string
+	// SHA256 is the hex digest micro.lock.hcl records; the copy must match it
+	// before every start.
+	SHA256 string
+	// Config is the plugin's config block as JSON; nil means {}.
+	Config json.RawMessage
+}
+
+// Options tune a Manager.
+type Options struct {
+	Logger         hclog.Logger
+	StartTimeout   time.Duration // launch until handshake; default 10s
+	HealthInterval time.Duration // between health pings; default 2s
+	MaxBackoff     time.Duration // cap of the restart backoff; default 10s
+	DrainTimeout   time.Duration // Shutdown drain per plugin; default 5s
+}
+
+// Manager runs the plugins of one host.
+type Manager struct {
+	opts    Options
+	tls     *plugin.HostTLS
+	workDir string
+
+	mu        sync.Mutex
+	instances []*Instance
+	closed    bool
+}
+
+// NewManager prepares the TLS material and a host-owned directory for binaries.
+func NewManager(opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 10 * time.Second
+	}
+	if opts.HealthInterval <= 0 {
+		opts.HealthInterval = 2 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 5 * time.Second
+	}
+	ht, err := plugin.NewHostTLS()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "microhost-plugins-")
+	if err != nil {
+		return nil, fmt.Errorf("plugins: host-owned directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("plugins: host-owned directory: %w", err)
+	}
+	return &Manager{opts: opts, tls: ht, workDir: dir}, nil
+}
+
+// Start verifies, launches, describes and configures one plugin and supervises
+// it until Close. Refusals name the plugin and the fix.
+func (m *Manager) Start(ctx context.Context, spec Spec) (*Instance, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("plugin %s: the host is shutting down", spec.ID)
+	}
+	m.mu.Unlock()
+
+	if spec.SHA256 == "" {
+		return nil, fmt.Errorf("plugin %s has no sha256 in %s: install it with `micro plugin install <source>` so its checksum is recorded", spec.ID, LockFileName)
+	}
+	if _, err := os.Stat(spec.Path); err != nil {
+		return nil, fmt.Errorf("plugin %s %s: binary %s is missing (%w): install it with `micro plugin install <source>`", spec.ID, spec.Version, spec.Path, errors.Unwrap(err))
+	}
+	owned := filepath.Join(m.workDir, spec.ID+"-"+spec.Version)
+	if err := os.MkdirAll(owned, 0o700); err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", spec.ID, err)
+	}
+	copyPath := filepath.Join(owned, BinaryName(spec.ID))
+	if _, err := copyFile(spec.Path, copyPath, 0o500); err != nil {
+		return nil, fmt.Errorf("plugin %s: copying %s into the host's directory: %w", spec.ID, spec.Path, err)
+	}
+	inst := newInstance(m, spec, copyPath)
+	if err := inst.start(ctx); err != nil {
+		inst.stopProcess()
+		return nil, err
+	}
+	m.mu.Lock()
+	m.instances = append(m.instances, inst)
+	m.mu.Unlock()
+	go inst.supervise()
+	return inst, nil
+}
+
+// Close stops every plugin: each is asked to drain, then its process group is
+// killed, so no plugin process outlives the host.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	insts := m.instances
+	m.instances = nil
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, inst := range insts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inst.Stop()
+		}()
+	}
+	wg.Wait()
+	return os.RemoveAll(m.workDir)
+}

@@ -1,0 +1,211 @@
+package plugin_test
+
+import (
+	"context"
+	stderrors "errors"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/microhost/micro/sdk/broker"
+	"github.com/microhost/micro/sdk/errors"
+	"github.com/microhost/micro/sdk/plugin"
+	"github.com/microhost/micro/sdk/registry"
+)
+
+// TestAdapterPluginRestart crashes plugin A, starts a fresh plugin B and switches
+// the Conn over, as the host's supervisor does, and checks what callers see.
+func TestAdapterPluginRestart(t *testing.T) {
+	ctx := testCtx(t)
+	baseline := runtime.NumGoroutine()
+
+	a := startAdapterServer(t, newMemoryRegistry(t), newMemoryBroker(t))
+	conn := newRestartConn(a.cc)
+	reg := plugin.NewRegistryClient("test-plugin", conn)
+	brk := plugin.NewBrokerClient("test-plugin", conn)
+	cache := registry.NewCache(reg, registry.WithBackoff(5*time.Millisecond, 50*time.Millisecond))
+
+	deliveries := make(chan got, 256)
+	sub, err := brk.Subscribe(ctx, "events.>", func(_ context.Context, d broker.Delivery) error {
+		deliveries <- got{topic: d.Topic(), body: string(d.Message().Body), attempt: d.Attempt()}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ctx, brk, "events.before", "0")
+	publish(t, context.WithoutCancel(ctx), brk, "events.before", "1") // opens the shared publish stream on A
+	expect(t, deliveries, "subscriber on A", "events.before:0", "events.before:1")
+
+	w, err := reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := w.Next(); err != nil {
+				watchErr <- err
+				return
+			}
+		}
+	}()
+	eventually(t, "the cache's watch on A to open", cache.Ready)
+	applied := cache.Stats().Events
+	if err := reg.Register(ctx, greeter("1", "a1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.WaitApplied(ctx, applied+1); err != nil {
+		t.Fatal(err)
+	}
+	if svcs, err := cache.Lookup(ctx, "greeter"); err != nil || len(svcs) != 1 || svcs[0].Nodes[0].ID != "a1" {
+		t.Fatalf("cache lookup on A = %v, %v", svcs, err)
+	}
+
+	// Plugin A crashes.
+	conn.down()
+	a.stop()
+
+	// (c) The watcher on A ends with an error.
+	err = receive(t, watchErr, "the watcher on A to fail")
+	if stderrors.Is(err, registry.ErrWatcherStopped) || errors.Code(err) != 503 {
+		t.Fatalf("Next after the crash = %v, want a 503 for the broken stream", err)
+	}
+	t.Logf("watcher on A ended with: %v", err)
+	w.Stop()
+
+	// (a) Calls during the gap fail fast with a 503 envelope.
+	start := time.Now()
+	_, err = reg.GetService(ctx, "greeter")
+	if env := envelopeOf(t, err); env.Code != 503 {
+		t.Fatalf("GetService while down = %v, want 503", err)
+	}
+	if env := envelopeOf(t, brk.Publish(ctx, "events.gap", &broker.Message{})); env.Code != 503 {
+		t.Fatalf("Publish while down: code %d, want 503", env.Code)
+	}
+	if env := envelopeOf(t, brk.Publish(context.WithoutCancel(ctx), "events.gap", &broker.Message{})); env.Code != 503 {
+		t.Fatalf("Publish (stream path) while down: code %d, want 503", env.Code)
+	}
+	_, err = brk.Subscribe(ctx, "events.gap", func(context.Context, broker.Delivery) error { return nil })
+	if env := envelopeOf(t, err); env.Code != 503 {
+		t.Fatalf("Subscribe while down: code %d, want 503", env.Code)
+	}
+	if _, err := reg.Watch(ctx); errors.Code(err) != 503 {
+		t.Fatalf("Watch while down = %v, want 503", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("calls while down took %v: they must fail fast", d)
+	}
+	// The cache in front still answers with what it knew.
+	if svcs, err := cache.Lookup(ctx, "greeter"); err != nil || svcs[0].Nodes[0].ID != "a1" {
+		t.Fatalf("cache lookup while down = %v, %v; want the last known state", svcs, err)
+	}
+
+	// Plugin B starts and the supervisor announces the restart.
+	b := startAdapterServer(t, newMemoryRegistry(t), newMemoryBroker(t))
+	conn.up(b.cc)
+
+	// (b) The subscription made on A receives what is published to B, with no
+	// call from its owner.
+	i := 0
+	eventually(t, "the subscription to be re-opened on B", func() bool {
+		i++
+		publish(t, ctx, brk, "events.after", fmt.Sprint(i))
+		select {
+		case g := <-deliveries:
+			return g.topic == "events.after"
+		default:
+			return false
+		}
+	})
+
+	// The shared publish stream is re-opened on B too.
+	for {
+		select {
+		case <-deliveries: // drain the polling's leftovers
+			continue
+		default:
+		}
+		break
+	}
+	publish(t, context.WithoutCancel(ctx), brk, "events.stream", "s")
+	for g := receive(t, deliveries, "the stream-path publish on B"); g.topic != "events.stream"; g = receive(t, deliveries, "the stream-path publish on B") {
+	}
+
+	// The cache re-watched B and follows it.
+	if err := reg.Register(ctx, greeter("1", "b1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache to follow B", func() bool {
+		svcs, err := cache.Lookup(ctx, "greeter")
+		return cache.Stats().Watches >= 2 && err == nil && len(svcs) == 1 && len(svcs[0].Nodes) == 1 && svcs[0].Nodes[0].ID == "b1"
+	})
+
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cache.Close()
+	_ = brk.Close()
+	b.stop()
+	settleGoroutines(t, baseline)
+}
+
+// TestAdapterPluginStoppedForGood checks that a subscription stops re-opening
+// once the plugin is stopped for good, and lets its goroutines go.
+func TestAdapterPluginStoppedForGood(t *testing.T) {
+	ctx := testCtx(t)
+	baseline := runtime.NumGoroutine()
+	a := startAdapterServer(t, nil, newMemoryBroker(t))
+	conn := newRestartConn(a.cc)
+	brk := plugin.NewBrokerClient("test-plugin", conn)
+	sub, err := brk.Subscribe(ctx, "x", func(context.Context, broker.Delivery) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.stop()
+	a.stop()
+	// Nothing but the stop was called: the subscription gave up by itself.
+	settleGoroutines(t, baseline)
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if env := envelopeOf(t, brk.Publish(ctx, "x", &broker.Message{})); env.Code != 503 {
+		t.Fatalf("Publish after stop: code %d, want 503", env.Code)
+	}
+	_ = brk.Close()
+}
+
+// TestAdapterResubscribeWithoutRestartSignal breaks a stream on a StaticConn,
+// which never reports a restart: the subscription re-opens on its backoff once
+// the same address serves again.
+func TestAdapterResubscribeWithoutRestartSignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for gRPC's reconnect backoff")
+	}
+	ctx := testCtx(t)
+	a := startAdapterServer(t, nil, newMemoryBroker(t))
+	brk := plugin.NewBrokerClient("test-plugin", plugin.StaticConn(a.cc))
+	t.Cleanup(func() { _ = brk.Close() })
+	deliveries, _ := collect(t, brk, "ping")
+
+	// Kill the server but keep the client connection: it reconnects by itself.
+	a.srv.Stop()
+	<-a.served
+	b := startAdapterServerOn(t, a.addr, nil, newMemoryBroker(t))
+	_ = b
+
+	i := 0
+	eventually(t, "the subscription to be re-opened on the same address", func() bool {
+		i++
+		if err := brk.Publish(ctx, "ping", &broker.Message{Body: []byte(fmt.Sprint(i))}); err != nil {
+			return false // the connection is still reconnecting
+		}
+		select {
+		case <-deliveries:
+			return true
+		default:
+			return false
+		}
+	})
+}

@@ -1,0 +1,249 @@
+package plugin
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/microhost/micro/sdk/broker"
+	"github.com/microhost/micro/sdk/codec"
+	"github.com/microhost/micro/sdk/errors"
+	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
+	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/transport"
+)
+
+// Info describes a plugin; Describe answers with it.
+type Info struct {
+	Name         string   // short name, e.g. "consul"
+	Kind         string   // KindRegistry, KindBroker, KindTransport or KindCodec
+	Version      string   // the plugin's semver, e.g. "1.2.0"
+	Capabilities []string // optional features, e.g. "watch", "queue"
+	// ConfigSchema is the JSON Schema of the plugin's config block; the host
+	// validates config against it before Configure. Empty accepts any object.
+	ConfigSchema string
+}
+
+// Configurer is implemented by plugins that take configuration; config is the
+// plugin's config block as JSON, already validated against ConfigSchema.
+type Configurer interface {
+	Configure(ctx context.Context, config json.RawMessage) error
+}
+
+// HealthChecker is implemented by plugins that can tell whether they work (e.g.
+// their backend answers); the host pings it.
+type HealthChecker interface {
+	Health(ctx context.Context) error
+}
+
+// Drainer is implemented by plugins with in-flight work to finish before exit.
+type Drainer interface {
+	Drain(ctx context.Context) error
+}
+
+// ServeOption tunes Serve.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	logger    hclog.Logger
+	protocols []int
+}
+
+// WithLogger sets the logger handed to go-plugin (default: JSON on stderr).
+func WithLogger(l hclog.Logger) ServeOption { return func(o *serveOptions) { o.logger = l } }
+
+// WithProtocolVersions declares which protocol versions the plugin speaks
+// (default: ProtocolVersion). Only for plugins built against several versions.
+func WithProtocolVersions(v ...int) ServeOption {
+	return func(o *serveOptions) { o.protocols = v }
+}
+
+// Logger returns the logger a plugin should write to: hclog JSON on stderr,
+// which the host collects and tags with the plugin's name and version.
+func Logger(name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info})
+}
+
+// Serve runs impl as a plugin and exits the process when the host stops it or
+// goes away. impl must implement the contract of info.Kind (registry.Registry,
+// broker.Broker, transport.Transport or codec.Codec), and may implement
+// Configurer, HealthChecker and Drainer.
+func Serve(info Info, impl any, opts ...ServeOption) {
+	o := serveOptions{protocols: []int{ProtocolVersion}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = Logger(info.Name)
+	}
+	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		fmt.Fprintf(os.Stderr, "micro-%s-%s is a Microhost plugin: install it with `micro plugin install` and let the host start it.\n", info.Kind, info.Name)
+		os.Exit(1)
+	}
+	gp, err := newGRPCPlugin(info, impl)
+	if err != nil {
+		o.logger.Error("cannot serve plugin", "error", err)
+		os.Exit(1)
+	}
+	go exitWhenOrphaned(o.logger)
+
+	versioned := map[int]goplugin.PluginSet{}
+	for _, v := range o.protocols {
+		versioned[v] = goplugin.PluginSet{info.Kind: gp}
+	}
+	if handshakeOut != nil {
+		os.Stdout = handshakeOut
+	}
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: versioned,
+		GRPCServer:       goplugin.DefaultGRPCServer,
+		TLSProvider:      func() (*tls.Config, error) { return serverTLSFromEnv(takeEnv(EnvTLS)) },
+		Logger:           o.logger,
+	})
+	os.Exit(0)
+}
+
+// takeEnv reads and removes an environment variable, so secrets do not linger
+// for child processes.
+func takeEnv(key string) string {
+	v := os.Getenv(key)
+	os.Unsetenv(key)
+	return v
+}
+
+// exitWhenOrphaned ends the plugin when the host process is gone, so a host
+// killed with SIGKILL leaves no plugin behind.
+func exitWhenOrphaned(log hclog.Logger) {
+	parent := os.Getppid()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		if os.Getppid() != parent {
+			log.Warn("host process is gone; exiting", "host_pid", parent)
+			os.Exit(2)
+		}
+	}
+}
+
+// grpcPlugin is the go-plugin glue: it registers the Plugin service and the
+// kind's service on the plugin side, and hands the host the connection.
+type grpcPlugin struct {
+	goplugin.NetRPCUnsupportedPlugin
+	info     Info
+	impl     any
+	register func(*grpc.Server)
+}
+
+func newGRPCPlugin(info Info, impl any) (*grpcPlugin, error) {
+	g := &grpcPlugin{info: info, impl: impl}
+	switch info.Kind {
+	case KindRegistry:
+		r, ok := impl.(registry.Registry)
+		if !ok {
+			return nil, fmt.Errorf("plugin %s is of kind registry but %T does not implement registry.Registry", info.Name, impl)
+		}
+		g.register = func(s *grpc.Server) { pluginv1.RegisterRegistryServer(s, NewRegistryServer(r)) }
+	case KindBroker:
+		b, ok := impl.(broker.Broker)
+		if !ok {
+			return nil, fmt.Errorf("plugin %s is of kind broker but %T does not implement broker.Broker", info.Name, impl)
+		}
+		g.register = func(s *grpc.Server) { pluginv1.RegisterBrokerServer(s, NewBrokerServer(b)) }
+	case KindTransport:
+		t, ok := impl.(transport.Transport)
+		if !ok {
+			return nil, fmt.Errorf("plugin %s is of kind transport but %T does not implement transport.Transport", info.Name, impl)
+		}
+		g.register = func(s *grpc.Server) { pluginv1.RegisterTransportServer(s, NewTransportServer(t)) }
+	case KindCodec:
+		c, ok := impl.(codec.Codec)
+		if !ok {
+			return nil, fmt.Errorf("plugin %s is of kind codec but %T does not implement codec.Codec", info.Name, impl)
+		}
+		g.register = func(s *grpc.Server) { pluginv1.RegisterCodecServer(s, NewCodecServer(c)) }
+	default:
+		return nil, fmt.Errorf("plugin %s has unknown kind %q; use one of %v", info.Name, info.Kind, Kinds)
+	}
+	return g, nil
+}
+
+// GRPCServer registers the plugin's services.
+func (g *grpcPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
+	pluginv1.RegisterPluginServer(s, &pluginServer{info: g.info, impl: g.impl})
+	g.register(s)
+	return nil
+}
+
+// GRPCClient hands the host the raw connection; the host wraps it.
+func (g *grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return cc, nil
+}
+
+// pluginServer answers the common Plugin service.
+type pluginServer struct {
+	pluginv1.UnimplementedPluginServer
+	info Info
+	impl any
+}
+
+func (p *pluginServer) Describe(ctx context.Context, _ *pluginv1.DescribeRequest) (*pluginv1.DescribeResponse, error) {
+	resp := &pluginv1.DescribeResponse{
+		Name:             p.info.Name,
+		Kind:             p.info.Kind,
+		Version:          p.info.Version,
+		ProtocolVersions: []uint32{ProtocolVersion},
+		Capabilities:     p.info.Capabilities,
+		ConfigSchema:     p.info.ConfigSchema,
+	}
+	if c, ok := p.impl.(codec.Codec); ok {
+		resp.ContentType = c.ContentType()
+		if a, ok := c.(codec.Aliaser); ok {
+			resp.Aliases = a.Aliases()
+		}
+	}
+	return resp, nil
+}
+
+func (p *pluginServer) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
+	if req.ProtocolVersion != ProtocolVersion {
+		return nil, ToStatus(errors.BadRequest(p.info.Name, "protocol version %d is not spoken by plugin %s, which speaks %d", req.ProtocolVersion, p.info.Name, ProtocolVersion))
+	}
+	if c, ok := p.impl.(Configurer); ok {
+		cfg := req.ConfigJson
+		if len(cfg) == 0 {
+			cfg = []byte("{}")
+		}
+		if err := c.Configure(ctx, cfg); err != nil {
+			return nil, ToStatus(errors.BadRequest(p.info.Name, "plugin %s rejected its config: %v", p.info.Name, err))
+		}
+	}
+	return &pluginv1.ConfigureResponse{}, nil
+}
+
+func (p *pluginServer) Health(ctx context.Context, _ *pluginv1.HealthRequest) (*pluginv1.HealthResponse, error) {
+	if h, ok := p.impl.(HealthChecker); ok {
+		if err := h.Health(ctx); err != nil {
+			return &pluginv1.HealthResponse{Serving: false, Detail: err.Error()}, nil
+		}
+	}
+	return &pluginv1.HealthResponse{Serving: true}, nil
+}
+
+func (p *pluginServer) Shutdown(ctx context.Context, req *pluginv1.ShutdownRequest) (*pluginv1.ShutdownResponse, error) {
+	if d, ok := p.impl.(Drainer); ok {
+		dctx, cancel := context.WithTimeout(ctx, time.Duration(req.DrainTimeoutMs)*time.Millisecond)
+		defer cancel()
+		if err := d.Drain(dctx); err != nil {
+			return nil, ToStatus(err)
+		}
+	}
+	return &pluginv1.ShutdownResponse{}, nil
+}

@@ -1,0 +1,633 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	stderrors "errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/microhost/micro/sdk/errors"
+	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
+	"github.com/microhost/micro/sdk/transport"
+)
+
+// Re-listening after a broken Listen stream: the wait between tries grows from
+// relistenMinWait to relistenMaxWait; a restart of the plugin (conn.Changed)
+// wakes it at once. Each try may take relistenBindTimeout to be bound.
+const (
+	relistenMinWait     = 100 * time.Millisecond
+	relistenMaxWait     = 5 * time.Second
+	relistenBindTimeout = 10 * time.Second
+)
+
+// transportClient is transport.Transport over a transport plugin's gRPC
+// connection: the host side of the transport kind.
+type transportClient struct {
+	name   string
+	conn   Conn
+	closed atomic.Bool
+}
+
+var _ transport.Transport = (*transportClient)(nil)
+
+// NewTransportClient returns the transport served by the plugin behind conn,
+// named name. Its listeners live in the plugin and survive plugin restarts: when
+// the Listen stream breaks they listen again on the same address, by themselves.
+// Calls fail fast with a 503 wrapping transport.ErrNotSent while the plugin is
+// down, so clients retry elsewhere.
+func NewTransportClient(name string, conn Conn) transport.Transport {
+	return &transportClient{name: name, conn: conn}
+}
+
+// Name is the name the host gave the plugin.
+func (t *transportClient) Name() string { return t.name }
+
+// Listen has the plugin bind addr and returns the listener; ctx bounds the bind
+// only, the listener lives until Close.
+func (t *transportClient) Listen(ctx context.Context, addr string) (transport.Listener, error) {
+	if t.closed.Load() {
+		return nil, transport.ErrClosed
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &pluginListener{t: t, ctx: lctx, cancel: cancel}
+	sess, err := l.open(ctx, addr)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	l.addr, l.cur = sess.bound, sess
+	return l, nil
+}
+
+// Dial returns a connection to addr through the plugin; it does no I/O.
+func (t *transportClient) Dial(_ context.Context, addr string) (transport.Conn, error) {
+	if t.closed.Load() {
+		return nil, transport.ErrClosed
+	}
+	return &pluginConn{t: t, addr: addr}, nil
+}
+
+// Close makes Listen and Dial fail with transport.ErrClosed; listeners already
+// returned stay up until their own Close, as with the built-in http transport.
+func (t *transportClient) Close() error {
+	t.closed.Store(true)
+	return nil
+}
+
+// fail turns a failed RPC into the caller's error: the caller's own context
+// error as such (also when the plugin saw the caller's deadline pass first), the
+// plugin's envelope (a 503 wrapping transport.ErrNotSent,
+// since the plugin answers 503 only for requests it did not send), or
+// FromStatus's Unavailable for a broken connection.
+func (t *transportClient) fail(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("transport %s: %s: %w", t.name, op, ctxErr)
+	}
+	if _, ok := ctx.Deadline(); ok && timedOut(err) {
+		// The plugin works to the caller's deadline and may see it pass first.
+		return fmt.Errorf("transport %s: %s: %w", t.name, op, context.DeadlineExceeded)
+	}
+	var own *errors.Error
+	if stderrors.As(err, &own) {
+		return err
+	}
+	if env, ok := statusEnvelope(err); ok && env.Code == http.StatusServiceUnavailable {
+		return fmt.Errorf("%w: %w", transport.ErrNotSent, env)
+	}
+	err = FromStatus(t.name, err)
+	var env *errors.Error
+	if stderrors.As(err, &env) {
+		return err
+	}
+	return fmt.Errorf("transport %s: %s: %w", t.name, op, err)
+}
+
+// current returns a stub over the live connection, or conn's 503 error wrapped
+// with transport.ErrNotSent.
+func (t *transportClient) current() (pluginv1.TransportClient, error) {
+	cc, err := t.conn.Current()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", transport.ErrNotSent, errors.FromError(err))
+	}
+	return pluginv1.NewTransportClient(cc), nil
+}
+
+// timedOut reports whether a failed RPC ran out of time in the plugin.
+func timedOut(err error) bool {
+	if env, ok := statusEnvelope(err); ok {
+		return env.Code == http.StatusGatewayTimeout
+	}
+	return status.Code(err) == codes.DeadlineExceeded
+}
+
+// statusEnvelope returns the envelope a plugin put in a gRPC status, if any.
+func statusEnvelope(err error) (*errors.Error, bool) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil, false
+	}
+	var e errors.Error
+	if json.Unmarshal([]byte(st.Message()), &e) != nil || e.Code == 0 {
+		return nil, false
+	}
+	return &e, true
+}
+
+// pluginConn calls one address through the plugin.
+type pluginConn struct {
+	t    *transportClient
+	addr string
+}
+
+// Call sends req through the plugin's transport. A 503 error wraps
+// transport.ErrNotSent: the request never left (the plugin is down, or its
+// transport could not send it).
+func (c *pluginConn) Call(ctx context.Context, req *transport.Message) (*transport.Message, error) {
+	tc, err := c.t.current()
+	if err != nil {
+		return nil, err
+	}
+	creq := &pluginv1.CallRequest{Address: c.addr, Message: transportMessageToProto(req)}
+	if dl, ok := ctx.Deadline(); ok {
+		creq.TimeoutMs = max(1, time.Until(dl).Milliseconds())
+	}
+	if n := proto.Size(creq); n > wireLimit {
+		return nil, errors.PayloadTooLarge("", "request of %d bytes is over the plugin boundary's %d byte limit; send less", n, wireLimit)
+	}
+	resp, err := tc.Call(ctx, creq)
+	if err != nil {
+		return nil, c.t.fail(ctx, "call "+c.addr, err)
+	}
+	return transportMessageFromProto(resp), nil
+}
+
+// Stream opens a stream to addr through the plugin and returns once the remote
+// stream is open (the plugin confirms with its response header), so open
+// failures come back here, not from the first Recv.
+func (c *pluginConn) Stream(ctx context.Context, header map[string]string) (transport.Stream, error) {
+	tc, err := c.t.current()
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	gs, err := tc.Stream(sctx)
+	if err != nil {
+		cancel()
+		return nil, c.t.fail(ctx, "stream to "+c.addr, err)
+	}
+	open := &pluginv1.StreamFrame{Frame: &pluginv1.StreamFrame_Open{Open: &pluginv1.StreamOpen{Address: c.addr, Header: header}}}
+	err = gs.Send(open)
+	if err == nil {
+		var md map[string][]string
+		md, err = gs.Header()
+		if err == nil && md == nil {
+			// The stream ended before it opened; Recv says why.
+			_, err = gs.Recv()
+			if err == nil || err == io.EOF {
+				err = errors.BadGateway("", "plugin %s ended the stream to %s before opening it", c.t.name, c.addr)
+			}
+		}
+	} else if err == io.EOF {
+		_, err = gs.Recv()
+	}
+	if err != nil {
+		cancel()
+		return nil, c.t.fail(ctx, "stream to "+c.addr, err)
+	}
+	return &callerStream{t: c.t, gs: gs, cancel: cancel}, nil
+}
+
+// Close does nothing: the plugin's transport pools its connections itself.
+func (c *pluginConn) Close() error { return nil }
+
+// callerStream is the caller's side of a stream opened through the plugin.
+type callerStream struct {
+	t      *transportClient
+	gs     pluginv1.Transport_StreamClient
+	cancel context.CancelFunc
+
+	sendMu sync.Mutex
+	recvMu sync.Mutex
+	last   error // the terminal Recv result, once known (under recvMu)
+	closed atomic.Bool
+}
+
+// Send writes one message.
+func (s *callerStream) Send(body []byte) error {
+	if frameTooLarge(body) {
+		return errFrameTooLarge(len(body))
+	}
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if err := s.gs.Send(streamDataFrame(0, body)); err != nil {
+		if err == io.EOF {
+			return fmt.Errorf("transport %s: send on an ended stream: %w", s.t.name, io.ErrClosedPipe)
+		}
+		return s.t.fail(s.gs.Context(), "stream send", err)
+	}
+	return nil
+}
+
+// Recv reads the next message; io.EOF once the remote finished, its envelope
+// when it ended with an error.
+func (s *callerStream) Recv() ([]byte, error) {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	if s.last != nil {
+		return nil, s.last
+	}
+	for {
+		if s.closed.Load() {
+			return nil, s.finish(fmt.Errorf("transport %s: recv on a closed stream: %w", s.t.name, io.ErrClosedPipe))
+		}
+		f, err := s.gs.Recv()
+		if err != nil {
+			if err != io.EOF {
+				err = s.t.fail(s.gs.Context(), "stream recv", err)
+			}
+			return nil, s.finish(err)
+		}
+		switch fr := f.GetFrame().(type) {
+		case *pluginv1.StreamFrame_Data:
+			return fr.Data, nil
+		case *pluginv1.StreamFrame_End:
+			return nil, s.finish(io.EOF)
+		case *pluginv1.StreamFrame_Error:
+			return nil, s.finish(streamErrorFromText(fr.Error))
+		}
+	}
+}
+
+// finish records the terminal result and releases the gRPC stream.
+func (s *callerStream) finish(err error) error {
+	s.last = err
+	s.cancel()
+	return err
+}
+
+// CloseSend tells the remote no more messages follow.
+func (s *callerStream) CloseSend() error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if err := s.gs.Send(streamCloseSendFrame(0)); err != nil && err != io.EOF {
+		return s.t.fail(s.gs.Context(), "stream close send", err)
+	}
+	return s.gs.CloseSend()
+}
+
+// Close ends the stream both ways.
+func (s *callerStream) Close() error {
+	s.closed.Store(true)
+	s.cancel()
+	return nil
+}
+
+// pluginListener is a listener in the plugin, served over a Listen stream that
+// is re-opened on the same address whenever it breaks, until Shutdown or Close.
+type pluginListener struct {
+	t       *transportClient
+	addr    string          // what the first Bound said; every re-listen binds it
+	ctx     context.Context // the listener's life: Close cancels it
+	cancel  context.CancelFunc
+	serving atomic.Bool
+
+	mu      sync.Mutex
+	cur     *listenSession // nil while listening again
+	closing bool           // Shutdown or Close was called: no more re-listening
+}
+
+// Addr is the address the plugin bound first, with its real port.
+func (l *pluginListener) Addr() string { return l.addr }
+
+// Serve hands the plugin's requests and streams to h, each in its own goroutine,
+// until Shutdown or Close; when the Listen stream breaks (the plugin crashed or
+// restarted) it listens again on Addr, waking when the plugin is back. It returns
+// nil after Shutdown or Close, and an error wrapping transport.ErrClosed once the
+// plugin was stopped for good.
+func (l *pluginListener) Serve(h transport.Handler) error {
+	if h == nil {
+		return fmt.Errorf("transport %s: Serve needs a handler", l.t.name)
+	}
+	if !l.serving.CompareAndSwap(false, true) {
+		return fmt.Errorf("transport %s: the listener on %s is already serving", l.t.name, l.addr)
+	}
+	l.mu.Lock()
+	sess := l.cur
+	if l.closing {
+		sess = nil
+	}
+	l.mu.Unlock()
+	wait := relistenMinWait
+	for sess != nil {
+		started := time.Now()
+		sess.run(h)
+		if time.Since(started) > relistenMaxWait {
+			wait = relistenMinWait // it served a while: a fresh failure
+		}
+		var err error
+		sess, err = l.relisten(sess.changed, &wait)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// relisten waits until the plugin can listen on addr again and returns the new
+// session, or nil once the listener is closing. It tries when the plugin restarts
+// (changed) and after *wait, which doubles up to relistenMaxWait between tries
+// and across sessions that break at once.
+func (l *pluginListener) relisten(changed <-chan struct{}, wait *time.Duration) (*listenSession, error) {
+	l.mu.Lock()
+	l.cur = nil
+	closing := l.closing
+	l.mu.Unlock()
+	if closing {
+		return nil, nil
+	}
+	timer := time.NewTimer(*wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return nil, nil
+		case <-changed:
+			changed = nil // fetched anew below, before the next try
+		case <-timer.C:
+		}
+		*wait = min(2**wait, relistenMaxWait)
+		if l.t.conn.Stopped() {
+			return nil, fmt.Errorf("transport %s: listener on %s: the plugin was stopped: %w", l.t.name, l.addr, transport.ErrClosed)
+		}
+		next := l.t.conn.Changed()
+		ctx, cancel := context.WithTimeout(l.ctx, relistenBindTimeout)
+		sess, err := l.open(ctx, l.addr)
+		cancel()
+		if err == nil {
+			l.mu.Lock()
+			closing := l.closing
+			if !closing {
+				l.cur = sess
+			}
+			l.mu.Unlock()
+			if closing {
+				sess.cancel()
+				return nil, nil
+			}
+			return sess, nil
+		}
+		changed = next
+		timer.Reset(*wait)
+	}
+}
+
+// open starts a Listen stream and has the plugin bind addr; ctx bounds the bind.
+func (l *pluginListener) open(ctx context.Context, addr string) (*listenSession, error) {
+	changed := l.t.conn.Changed()
+	tc, err := l.t.current()
+	if err != nil {
+		return nil, err
+	}
+	sctx, scancel := context.WithCancel(l.ctx)
+	stream, err := tc.Listen(sctx)
+	if err != nil {
+		scancel()
+		return nil, l.t.fail(ctx, "listen on "+addr, err)
+	}
+	stop := context.AfterFunc(ctx, scancel)
+	var m *pluginv1.ListenerServerMessage
+	err = stream.Send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Listen{Listen: &pluginv1.ListenRequest{Address: addr}}})
+	if err == nil || err == io.EOF {
+		m, err = stream.Recv()
+	}
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err == nil && m.GetBound() == nil {
+		err = errors.BadGateway("", "plugin %s answered a ListenRequest without Bound", l.t.name)
+	}
+	if err != nil {
+		scancel()
+		return nil, l.t.fail(ctx, "listen on "+addr, err)
+	}
+	return &listenSession{
+		l: l, stream: stream, ctx: sctx, cancel: scancel, changed: changed,
+		bound:        m.GetBound().GetAddress(),
+		streams:      make(map[uint64]*incomingStream),
+		shutdownDone: make(chan struct{}),
+		ended:        make(chan struct{}),
+	}, nil
+}
+
+// Shutdown asks the plugin to stop accepting and drain in-flight requests and
+// streams, and waits for it until ctx ends; the listener is closed either way.
+func (l *pluginListener) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.closing = true
+	sess := l.cur
+	l.mu.Unlock()
+	defer l.cancel()
+	if sess == nil || !l.serving.Load() {
+		return nil // nothing is in flight
+	}
+	var ms int64
+	if dl, ok := ctx.Deadline(); ok {
+		ms = max(1, time.Until(dl).Milliseconds())
+	}
+	err := sess.send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Shutdown{Shutdown: &pluginv1.ShutdownListener{DrainTimeoutMs: ms}}})
+	if err != nil {
+		return nil // the stream is gone, and with it whatever was in flight
+	}
+	select {
+	case <-sess.shutdownDone:
+	case <-sess.ended:
+	case <-ctx.Done():
+		return fmt.Errorf("transport %s: shutdown of the listener on %s: %w", l.t.name, l.addr, ctx.Err())
+	}
+	return nil
+}
+
+// Close stops at once: the plugin closes its listener when the stream ends.
+func (l *pluginListener) Close() error {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
+	l.cancel()
+	return nil
+}
+
+// listenSession is one Listen stream of a pluginListener.
+type listenSession struct {
+	l       *pluginListener
+	stream  pluginv1.Transport_ListenClient
+	ctx     context.Context // handlers' context: ends with the stream
+	cancel  context.CancelFunc
+	changed <-chan struct{} // conn.Changed() from before the stream opened
+	bound   string
+
+	sendMu sync.Mutex
+
+	mu           sync.Mutex
+	streams      map[uint64]*incomingStream
+	shutdownDone chan struct{}
+	doneOnce     sync.Once
+	ended        chan struct{} // closed when run returns
+}
+
+// run reads the Listen stream until it ends, starting a goroutine per request
+// and stream; their handlers see the session's context end with it.
+func (s *listenSession) run(h transport.Handler) {
+	defer close(s.ended)
+	for {
+		m, err := s.stream.Recv()
+		if err != nil {
+			break
+		}
+		switch msg := m.GetMsg().(type) {
+		case *pluginv1.ListenerServerMessage_Request:
+			go s.serveRequest(h, msg.Request)
+		case *pluginv1.ListenerServerMessage_Stream:
+			s.route(h, msg.Stream)
+		case *pluginv1.ListenerServerMessage_ShutdownDone:
+			s.doneOnce.Do(func() { close(s.shutdownDone) })
+		}
+	}
+	s.cancel()
+	s.mu.Lock()
+	streams := s.streams
+	s.streams = make(map[uint64]*incomingStream)
+	s.mu.Unlock()
+	for _, st := range streams {
+		st.q.fail(errListenerGone("plugin "+s.l.t.name), false)
+	}
+}
+
+func (s *listenSession) send(m *pluginv1.ListenerClientMessage) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.stream.Send(m)
+}
+
+func (s *listenSession) sendFrame(f *pluginv1.StreamFrame) error {
+	return s.send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Stream{Stream: f}})
+}
+
+// serveRequest answers one request with h; an answer too big for the boundary
+// becomes a 502.
+func (s *listenSession) serveRequest(h transport.Handler, in *pluginv1.IncomingRequest) {
+	resp := h.ServeRequest(s.ctx, transportMessageFromProto(in.GetMessage()))
+	if resp == nil {
+		resp = transportErrorMessage(errors.Internal("", "the handler returned no response"))
+	}
+	out := &pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Response{Response: &pluginv1.Response{Id: in.GetId(), Message: transportMessageToProto(resp)}}}
+	if n := proto.Size(out); n > wireLimit {
+		resp = transportErrorMessage(errors.BadGateway("", "response of %d bytes is over the plugin boundary's %d byte limit", n, wireLimit))
+		out.GetResponse().Message = transportMessageToProto(resp)
+	}
+	_ = s.send(out)
+}
+
+// route starts a stream on its open frame and queues the caller's later frames
+// for it; frames of finished streams are dropped.
+func (s *listenSession) route(h transport.Handler, f *pluginv1.StreamFrame) {
+	if open := f.GetOpen(); open != nil {
+		st := &incomingStream{s: s, id: f.GetId(), q: newStreamQueue()}
+		s.mu.Lock()
+		s.streams[st.id] = st
+		s.mu.Unlock()
+		header := open.GetHeader()
+		if header == nil {
+			header = make(map[string]string)
+		}
+		go s.serveStream(h, st, header)
+		return
+	}
+	s.mu.Lock()
+	st := s.streams[f.GetId()]
+	s.mu.Unlock()
+	if st != nil && !st.q.push(f) {
+		st.q.fail(errors.Unavailable("", "the handler of stream %d reads slower than its caller sends; %d bytes are waiting", st.id, streamQueueLimit), true)
+	}
+}
+
+// serveStream runs h's stream handler and ends the stream with end or error.
+func (s *listenSession) serveStream(h transport.Handler, st *incomingStream, header map[string]string) {
+	err := h.ServeStream(s.ctx, header, st)
+	st.ended.Store(true)
+	st.q.fail(errors.New("", errors.StatusClientClosed, "stream already ended"), true)
+	s.mu.Lock()
+	delete(s.streams, st.id)
+	s.mu.Unlock()
+	f := streamEndFrame(st.id)
+	if err != nil {
+		f = streamErrorFrame(st.id, err)
+	}
+	_ = s.sendFrame(f)
+}
+
+// incomingStream is the handler's side of a stream a caller opened on the
+// plugin's listener.
+type incomingStream struct {
+	s     *listenSession
+	id    uint64
+	q     *streamQueue
+	ended atomic.Bool // the handler returned or closed the stream
+}
+
+// Send writes one message to the caller.
+func (st *incomingStream) Send(body []byte) error {
+	if st.ended.Load() {
+		return errors.New("", errors.StatusClientClosed, "stream already ended")
+	}
+	if frameTooLarge(body) {
+		return errFrameTooLarge(len(body))
+	}
+	if err := st.s.sendFrame(streamDataFrame(st.id, body)); err != nil {
+		return errListenerGone("plugin " + st.s.l.t.name)
+	}
+	return nil
+}
+
+// Recv reads the caller's next message: io.EOF once the caller finished, an
+// *errors.Error when the caller went away or the plugin's listener did.
+func (st *incomingStream) Recv() ([]byte, error) {
+	f, err := st.q.pop(nil)
+	if err != nil {
+		return nil, err
+	}
+	switch fr := f.GetFrame().(type) {
+	case *pluginv1.StreamFrame_Data:
+		return fr.Data, nil
+	case *pluginv1.StreamFrame_Error:
+		e := streamErrorFromText(fr.Error)
+		st.q.fail(e, true)
+		return nil, e
+	default: // close_send or end: the caller finished
+		st.q.fail(io.EOF, true)
+		return nil, io.EOF
+	}
+}
+
+// CloseSend tells the caller no more messages follow.
+func (st *incomingStream) CloseSend() error {
+	if st.ended.Load() {
+		return nil
+	}
+	return st.s.sendFrame(streamCloseSendFrame(st.id))
+}
+
+// Close stops reading; the stream ends for the caller when the handler returns.
+func (st *incomingStream) Close() error {
+	st.ended.Store(true)
+	st.q.fail(errors.New("", errors.StatusClientClosed, "stream closed"), true)
+	return nil
+}
