@@ -242,10 +242,6 @@ func idFromBinaryName(path string) (id, kind string, ok bool) {
 	return m[1] + "-" + m[2], m[1], true
 }
 
-// kindMismatchRE finds the kind in the Manager's "plugin X is a <kind> plugin"
-// refusal, so describe can retry as the kind the plugin really is.
-var kindMismatchRE = regexp.MustCompile(`is a (\w+) plugin \(`)
-
 // describe starts bin through the host's plugin Manager, exactly as the host
 // would (checksum, handshake, protocol version), and returns its Describe answer.
 //
@@ -253,21 +249,6 @@ var kindMismatchRE = regexp.MustCompile(`is a (\w+) plugin \(`)
 // so the kind is taken from the binary's name (micro-<kind>-<name>) when it has
 // one; otherwise the first refusal names the real kind and one retry follows.
 func (a *app) describe(ctx context.Context, bin, sum string) (*pluginv1.DescribeResponse, error) {
-	id, kind, ok := idFromBinaryName(bin)
-	if !ok {
-		id, kind = filepath.Base(bin), plugin.KindRegistry
-	}
-	info, err := a.describeAs(ctx, bin, sum, id, kind)
-	if err == nil {
-		return info, nil
-	}
-	if m := kindMismatchRE.FindStringSubmatch(err.Error()); m != nil && m[1] != kind && slices.Contains(plugin.Kinds, m[1]) {
-		return a.describeAs(ctx, bin, sum, id, m[1])
-	}
-	return nil, err
-}
-
-func (a *app) describeAs(ctx context.Context, bin, sum, id, kind string) (*pluginv1.DescribeResponse, error) {
 	m, err := plugins.NewManager(plugins.Options{
 		// Only errors: a plugin that crashes at start shows its output here.
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "micro", Output: a.stderr, Level: hclog.Error}),
@@ -276,11 +257,10 @@ func (a *app) describeAs(ctx context.Context, bin, sum, id, kind string) (*plugi
 		return nil, err
 	}
 	defer m.Close()
-	inst, err := m.Start(ctx, plugins.Spec{ID: id, Kind: kind, Version: "(new)", Path: bin, SHA256: sum})
+	info, err := m.Describe(ctx, bin, sum)
 	if err != nil {
 		return nil, err
 	}
-	info := inst.Info()
 	if info == nil {
 		return nil, errors.New("the plugin started but did not describe itself")
 	}

@@ -44,6 +44,8 @@ type Instance struct {
 	upSince  time.Time
 	startup  time.Duration // launch until Describe answered, last start
 
+	describeOnly bool // stop after Describe: no kind check, no Configure
+
 	stopCh chan struct{}
 	done   chan struct{}
 
@@ -201,7 +203,11 @@ func (i *Instance) start(ctx context.Context) error {
 	if err != nil {
 		return i.handshakeError(err)
 	}
-	raw, err := rpc.Dispense(spec.Kind)
+	dispense := spec.Kind
+	if dispense == "" {
+		dispense = plugin.KindRegistry // any kind hands back the same connection
+	}
+	raw, err := rpc.Dispense(dispense)
 	if err != nil {
 		return fmt.Errorf("plugin %s: %w", spec.ID, err)
 	}
@@ -217,6 +223,12 @@ func (i *Instance) start(ctx context.Context) error {
 		return fmt.Errorf("plugin %s: Describe failed: %w", spec.ID, plugin.FromStatus(spec.ID, err))
 	}
 	startup := time.Since(launched)
+	if i.describeOnly {
+		i.mu.Lock()
+		i.info, i.pid, i.startup = info, pidOf(client), startup
+		i.mu.Unlock()
+		return nil
+	}
 	if info.Kind != spec.Kind {
 		return fmt.Errorf("plugin %s is a %s plugin (%s %s), but the config uses it as a %s: point the %s block at a %s plugin",
 			spec.ID, info.Kind, info.Name, info.Version, spec.Kind, spec.Kind, spec.Kind)

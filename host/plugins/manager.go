@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/microhost/micro/sdk/plugin"
+	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
 )
 
 // Spec says which plugin to run and how.
@@ -122,6 +123,25 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Instance, error) {
 	m.mu.Unlock()
 	go inst.supervise()
 	return inst, nil
+}
+
+// Describe launches the binary at path once, verifies it against sha256,
+// completes the handshake and returns what its Describe answers, without
+// configuring it; then it stops it. Installers use it to learn a plugin's kind,
+// name and version.
+func (m *Manager) Describe(ctx context.Context, path, sha256 string) (*pluginv1.DescribeResponse, error) {
+	id := filepath.Base(path)
+	spec := Spec{ID: id, Version: "(new)", Path: path, SHA256: sha256}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", path, err)
+	}
+	inst := newInstance(m, spec, path)
+	inst.describeOnly = true
+	defer inst.stopProcess()
+	if err := inst.start(ctx); err != nil {
+		return nil, err
+	}
+	return inst.Info(), nil
 }
 
 // Close stops every plugin: each is asked to drain, then its process group is
