@@ -36,6 +36,10 @@ var packages = map[string]string{
 }
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv("MICROHOST_TEST_HOST_PLUGIN"); path != "" {
+		runTestHost(path)
+		return
+	}
 	code := m.Run()
 	if pluginBinaries.dir != "" {
 		os.RemoveAll(pluginBinaries.dir)
