@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -538,7 +539,6 @@ func TestBrokerAdapterCloseReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		wg.Add(1)
 		_, err := b.Subscribe(ctx, "close.>", func(context.Context, broker.Delivery) error {
 			wg.Done()
 			return nil
@@ -547,11 +547,12 @@ func TestBrokerAdapterCloseReleasesEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	publish(t, ctx, b, "close.blocked", "x")
-	// Without a deadline, the publish goes over the shared stream, which Close must end too.
-	publish(t, context.WithoutCancel(ctx), b, "close.stream", "y")
 	wg.Add(3)
-	publish(t, context.WithoutCancel(ctx), b, "close.stream", "z")
+	publish(t, ctx, b, "close.blocked", "x")
+	wg.Wait()
+	// Without a deadline, the publish goes over the shared stream, which Close must end too.
+	wg.Add(3)
+	publish(t, context.WithoutCancel(ctx), b, "close.stream", "y")
 	wg.Wait()
 	receive(t, blocked, "the blocked handler")
 
@@ -652,12 +653,12 @@ func TestBrokerAdapterPublishStreamPath(t *testing.T) {
 	})
 }
 
-// BenchmarkBrokerAdapterPublish measures a publish across the boundary (unary
-// Publish over loopback gRPC) against the memory broker called directly.
+// BenchmarkBrokerAdapterPublish measures a publish across the boundary over
+// loopback gRPC, through the shared PublishStream (no deadline) and the unary
+// Publish call (with one), against the memory broker called directly.
 func BenchmarkBrokerAdapterPublish(b *testing.B) {
-	ctx := context.Background()
 	msg := &broker.Message{Header: map[string]string{"Content-Type": "application/json"}, Body: []byte(`{"id":1}`)}
-	run := func(b *testing.B, brk broker.Broker) {
+	run := func(b *testing.B, brk broker.Broker, ctx context.Context) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -668,15 +669,24 @@ func BenchmarkBrokerAdapterPublish(b *testing.B) {
 			}
 		})
 	}
+	withDeadline, cancel := context.WithTimeout(context.Background(), time.Hour)
+	b.Cleanup(cancel)
 	b.Run("memory-direct", func(b *testing.B) {
 		mem := broker.NewMemory()
 		b.Cleanup(func() { _ = mem.Close() })
-		run(b, mem)
+		run(b, mem, context.Background())
 	})
-	b.Run("plugin-unary", func(b *testing.B) {
-		mem := broker.NewMemory()
-		b.Cleanup(func() { _ = mem.Close() })
-		s := startAdapterServer(b, nil, mem)
-		run(b, plugin.NewBrokerClient("bench", plugin.StaticConn(s.cc)))
-	})
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"plugin-stream", context.Background()}, {"plugin-unary", withDeadline}} {
+		b.Run(tc.name, func(b *testing.B) {
+			mem := broker.NewMemory()
+			b.Cleanup(func() { _ = mem.Close() })
+			s := startAdapterServer(b, nil, mem)
+			c := plugin.NewBrokerClient("bench", plugin.StaticConn(s.cc))
+			b.Cleanup(func() { _ = c.Close() })
+			run(b, c, tc.ctx)
+		})
+	}
 }
