@@ -84,10 +84,10 @@ func (t *transportClient) Close() error {
 }
 
 // fail turns a failed RPC into the caller's error: the caller's own context
-// error as such (also when the plugin saw the caller's deadline pass first), the
-// plugin's envelope (a 503 wrapping transport.ErrNotSent,
-// since the plugin answers 503 only for requests it did not send), or
-// FromStatus's Unavailable for a broken connection.
+// error as such (also when the plugin saw the caller's deadline pass first); the
+// plugin's envelope, a 503 wrapped with transport.ErrNotSent since the plugin
+// answers 503 only for requests it did not send; or FromStatus's Unavailable for
+// a broken connection, which is not marked ErrNotSent (the request may have left).
 func (t *transportClient) fail(ctx context.Context, op string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("transport %s: %s: %w", t.name, op, ctxErr)

@@ -13,9 +13,9 @@ import (
 )
 
 // wireLimit is the largest protobuf message either side sends: gRPC's default
-// receive limit (4 MiB), which Serve's server and the host's client keep. A sender
-// checks it first and answers with an error envelope, because an oversized
-// message on a shared Listen stream would break every request on it.
+// receive limit (4 MiB), which Serve's server keeps. A sender checks it first and
+// answers with an error envelope instead, because an oversized message on a
+// shared Listen stream would break every request and stream on it.
 const wireLimit = 4 << 20
 
 // frameOverhead is what a stream frame costs besides its body, for size checks
