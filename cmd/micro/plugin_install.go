@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -167,7 +166,7 @@ func (a *app) installBinary(ctx context.Context, o *pluginOptions, src *fetched)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, fmt.Errorf("cannot install %s: %w; check that the plugin directory %s is writable (or pick another with --dir)", source, err, o.dir)
 	}
-	got, err := copyExecutable(bin, dst)
+	got, err := plugins.CopyFile(bin, dst, 0o755)
 	if err != nil {
 		return nil, fmt.Errorf("cannot install %s: copying it to %s: %w", source, dst, err)
 	}
@@ -197,36 +196,6 @@ func checkDescribed(info *pluginv1.DescribeResponse) (string, error) {
 		return "", fmt.Errorf("plugin %s-%s reports version %q, which is not a semantic version: report it to the plugin's author", info.Kind, info.Name, info.Version)
 	}
 	return info.Kind + "-" + info.Name, nil
-}
-
-// copyExecutable copies src to dst (mode 0755) through a temporary file and a
-// rename, and returns the SHA-256 of what it wrote.
-func copyExecutable(src, dst string) (string, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return "", err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".install-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", err
-	}
-	return plugins.FileSHA256(dst)
 }
 
 // binaryIDRE matches a plugin binary's file name, micro-<kind>-<name>.

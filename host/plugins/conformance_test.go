@@ -57,6 +57,17 @@ func TestTransportPluginConformance(t *testing.T) {
 	}
 }
 
+func TestWebSocketTransportPluginConformance(t *testing.T) {
+	m, _ := newManager(t)
+	conformance.Transport(t, func(t *testing.T) transport.Transport {
+		s := spec(t, "transport-ws")
+		s.Config = json.RawMessage(`{"max_conns":2}`)
+		tr := startPlugin(t, m, s).Transport()
+		t.Cleanup(func() { tr.Close() })
+		return tr
+	}, conformance.ExpectNotSent())
+}
+
 func TestCodecPluginConformance(t *testing.T) {
 	m, _ := newManager(t)
 	inst := startPlugin(t, m, spec(t, "codec-msgpack"))

@@ -55,8 +55,9 @@ func FileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// copyFile copies src to dst with mode, returning the SHA-256 of what was written.
-func copyFile(src, dst string, mode os.FileMode) (string, error) {
+// CopyFile copies src to dst with mode through a temporary file and a rename,
+// returning the SHA-256 of what was written.
+func CopyFile(src, dst string, mode os.FileMode) (string, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return "", err

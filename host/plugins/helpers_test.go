@@ -33,6 +33,7 @@ var packages = map[string]string{
 	"registry-panicky":  "./testdata/registry-panicky",
 	"codec-msgpack":     "../../plugins/codec-msgpack",
 	"transport-http":    "../../plugins/transport-http",
+	"transport-ws":      "../../plugins/transport-ws",
 }
 
 func TestMain(m *testing.M) {

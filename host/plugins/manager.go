@@ -110,7 +110,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Instance, error) {
 		return nil, fmt.Errorf("plugin %s: %w", spec.ID, err)
 	}
 	copyPath := filepath.Join(owned, BinaryName(spec.ID))
-	if _, err := copyFile(spec.Path, copyPath, 0o500); err != nil {
+	if _, err := CopyFile(spec.Path, copyPath, 0o500); err != nil {
 		return nil, fmt.Errorf("plugin %s: copying %s into the host's directory: %w", spec.ID, spec.Path, err)
 	}
 	inst := newInstance(m, spec, copyPath)
