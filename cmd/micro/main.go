@@ -1,5 +1,5 @@
-// Command micro is the Microhost CLI: it installs and verifies plugins today, and
-// runs services, calls them and scaffolds code as more commands arrive.
+// Command micro is the Microhost CLI: it runs a system from micro.hcl (or the
+// embedded default), validates configs, and installs and verifies plugins.
 //
 // Usage:
 //
@@ -63,6 +63,10 @@ type command struct {
 // commands lists the top-level commands in the order help shows them.
 func commands() []*command {
 	return []*command{
+		runCommand(),
+		servicesCommand(),
+		callCommand(),
+		configCommand(),
 		pluginCommand(),
 	}
 }

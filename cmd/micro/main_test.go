@@ -21,7 +21,7 @@ func TestUsage(t *testing.T) {
 		{"help plugin", []string{"help", "plugin"}, exitOK, []string{"install", "list", "verify", "remove", "--lock", "--dir"}},
 		{"help plugin install", []string{"help", "plugin", "install"}, exitOK, []string{"Usage: micro plugin install", "SHA256SUMS", "path@version", "-lock"}},
 		{"help unknown", []string{"help", "frobnicate"}, exitUsage, []string{`"frobnicate"`, "plugin"}},
-		{"unknown command", []string{"frobnicate"}, exitUsage, []string{`unknown command "frobnicate"`, "the commands are: plugin"}},
+		{"unknown command", []string{"frobnicate"}, exitUsage, []string{`unknown command "frobnicate"`, "the commands are: run, services, call, config, plugin"}},
 		{"plugin --help", []string{"plugin", "--help"}, exitOK, []string{"micro plugin <command>", "install", "verify"}},
 		{"plugin alone", []string{"plugin"}, exitUsage, []string{"missing command", "install, list, verify, remove"}},
 		{"plugin unknown", []string{"plugin", "frob"}, exitUsage, []string{`unknown command "frob"`, "install, list, verify, remove"}},

@@ -109,6 +109,51 @@ func (h *HostTLS) leaf(cn string, usage x509.ExtKeyUsage) ([]byte, []byte, error
 	return pemBlock("CERTIFICATE", der), pemBlock("EC PRIVATE KEY", keyDER), nil
 }
 
+// ServerBundle returns a fresh server certificate and key and the CA as one PEM
+// bundle, for a server that clients of this HostTLS must trust.
+func (h *HostTLS) ServerBundle() (string, error) {
+	certPEM, keyPEM, err := h.leaf(tlsServerName, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return "", err
+	}
+	return string(certPEM) + string(keyPEM) + string(h.caPEM), nil
+}
+
+// ClientBundle returns a fresh client certificate and key and the CA as one PEM
+// bundle, for a process that calls a server holding a ServerBundle.
+func (h *HostTLS) ClientBundle() (string, error) {
+	certPEM, keyPEM, err := h.leaf("microhost client", x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return "", err
+	}
+	return string(certPEM) + string(keyPEM) + string(h.caPEM), nil
+}
+
+// ClientTLSFromBundle builds a mutual-TLS client configuration from a
+// ClientBundle.
+func ClientTLSFromBundle(bundle string) (*tls.Config, error) {
+	cert, pool, err := parseBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: tlsServerName, MinVersion: tls.VersionTLS13}, nil
+}
+
+// ServerTLSFromBundle builds a mutual-TLS server configuration from a
+// ServerBundle (or what PluginEnv hands a plugin).
+func ServerTLSFromBundle(bundle string) (*tls.Config, error) {
+	cert, pool, err := parseBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS13,
+	}, nil
+}
+
 // serverTLSFromEnv builds the plugin's TLS configuration from what the host put
 // in EnvTLS: its own certificate and key, and the CA that must have signed the
 // host's client certificate.
@@ -116,9 +161,14 @@ func serverTLSFromEnv(value string) (*tls.Config, error) {
 	if value == "" {
 		return nil, fmt.Errorf("%s is not set: plugins must be started by a Microhost host", EnvTLS)
 	}
+	return ServerTLSFromBundle(value)
+}
+
+// parseBundle reads a certificate, its key and a CA certificate from PEM.
+func parseBundle(value string) (tls.Certificate, *x509.CertPool, error) {
 	var certPEM, keyPEM, caPEM []byte
 	rest := []byte(value)
-	for n := 0; ; n++ {
+	for {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
@@ -135,22 +185,17 @@ func serverTLSFromEnv(value string) (*tls.Config, error) {
 		}
 	}
 	if certPEM == nil || keyPEM == nil || caPEM == nil {
-		return nil, fmt.Errorf("%s must hold a certificate, a key and a CA certificate", EnvTLS)
+		return tls.Certificate{}, nil, fmt.Errorf("a TLS bundle must hold a certificate, a key and a CA certificate")
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("plugin tls: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("plugin tls: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("plugin tls: unreadable CA certificate in %s", EnvTLS)
+		return tls.Certificate{}, nil, fmt.Errorf("plugin tls: unreadable CA certificate")
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS13,
-	}, nil
+	return cert, pool, nil
 }
 
 func pemBlock(typ string, der []byte) []byte {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/microhost/micro/examples/helloworld/greeter"
+	"github.com/microhost/micro/host"
+	"github.com/microhost/micro/host/config"
+	"github.com/microhost/micro/sdk/server"
+)
+
+// defaultConfigFile is what `micro run` looks for in the working directory.
+const defaultConfigFile = "micro.hcl"
+
+func runCommand() *command {
+	return &command{
+		name:    "run",
+		summary: "run the services micro.hcl declares (or the embedded default)",
+		run:     runRun,
+		usage: func(a *app, w io.Writer) {
+			fmt.Fprintln(w, "Usage:")
+			fmt.Fprintln(w, "  micro run [flags] [file]")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "Runs the services, registry, broker, transport, codecs and plugins the config")
+			fmt.Fprintln(w, "declares, until Ctrl-C or SIGTERM. With no file and no ./micro.hcl it runs the")
+			fmt.Fprintln(w, "embedded default: memory registry and broker, http transport, json + msgpack,")
+			fmt.Fprintln(w, "and the helloworld service.")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "Flags:")
+			fmt.Fprintln(w, "  --var NAME=VALUE  set a config variable (repeatable)")
+			fmt.Fprintln(w, "  --lock FILE       the plugin lock file (default: micro.lock.hcl beside the config)")
+			fmt.Fprintln(w, "  --dir DIR         the plugin directory (default $MICRO_PLUGIN_DIR or ~/.micro/plugins)")
+		},
+	}
+}
+
+// varFlags collects --var NAME=VALUE.
+type varFlags map[string]string
+
+func (v varFlags) String() string { return "" }
+
+func (v varFlags) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("--var wants NAME=VALUE, got %q", s)
+	}
+	v[name] = value
+	return nil
+}
+
+func runRun(a *app, ctx context.Context, args []string) error {
+	started := time.Now()
+	fset := flag.NewFlagSet("micro run", flag.ContinueOnError)
+	vars := varFlags{}
+	fset.Var(vars, "var", "set a config variable `NAME=VALUE`")
+	lock := fset.String("lock", "", "the plugin lock `FILE`")
+	dir := fset.String("dir", "", "the plugin `DIR`ectory")
+	rest, err := parseFlags(a, fset, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 1 {
+		return usageErrorf("run: one config file at most, got %q", rest)
+	}
+	file := ""
+	if len(rest) == 1 {
+		file = rest[0]
+	} else if _, err := os.Stat(defaultConfigFile); err == nil {
+		file = defaultConfigFile
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+
+	examples := map[string]string{}
+	opts := []host.Option{host.OnReady(func(h *host.Host) { a.printReady(h, file, examples, time.Since(started)) })}
+	if *lock != "" {
+		opts = append(opts, host.WithLockFile(*lock))
+	}
+	if *dir != "" {
+		opts = append(opts, host.WithPluginDir(*dir))
+	}
+	if file == "" {
+		fmt.Fprintln(a.stdout, "no micro.hcl here: running the embedded default (write one with `micro config default > micro.hcl`)")
+		opts = append(opts, host.WithServiceHandler("helloworld", new(greeter.Greeter), server.Idempotent("Hello")))
+		examples["Greeter.Hello"] = `{"name":"Alice"}`
+	} else {
+		cfg, err := config.Load(file, config.WithVars(vars))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, host.WithConfigFile(file, config.WithVars(vars)), host.WithConfig(cfg))
+		// helloworld is micro's own demo service: a config may embed it.
+		if s := cfg.Service("helloworld"); s != nil && s.Embedded() {
+			opts = append(opts, host.WithServiceHandler("helloworld", new(greeter.Greeter), server.Idempotent("Hello")))
+			examples["Greeter.Hello"] = `{"name":"Alice"}`
+		}
+	}
+	return host.Run(ctx, opts...)
+}
+
+// printReady tells the user where everything listens and how to call it.
+// examples holds a request body per endpoint worth showing; others get {}.
+func (a *app) printReady(h *host.Host, file string, examples map[string]string, took time.Duration) {
+	from := file
+	if from == "" {
+		from = "the embedded default"
+	}
+	fmt.Fprintf(a.stdout, "ready in %s (%s)\n", took.Round(time.Millisecond), from)
+	for _, sc := range h.Config().Services {
+		svcs, err := h.Registry().GetService(context.Background(), sc.Name)
+		if err != nil || len(svcs) == 0 || len(svcs[0].Nodes) == 0 {
+			continue
+		}
+		addr := svcs[0].Nodes[0].Address
+		fmt.Fprintf(a.stdout, "  service %-12s http://%s\n", sc.Name, addr)
+		for _, ep := range svcs[0].Endpoints {
+			if ep.Metadata["kind"] != "unary" {
+				continue
+			}
+			body := examples[ep.Name]
+			if body == "" {
+				body = "{}"
+			}
+			fmt.Fprintf(a.stdout, "    curl -H 'Content-Type: application/json' -d '%s' http://%s/%s\n", body, addr, ep.Name)
+		}
+	}
+	if len(h.Config().Services) > 0 {
+		fmt.Fprintf(a.stdout, "  or: micro call %s <Handler.Method> '<json>'   micro services\n", h.Config().Services[0].Name)
+	}
+	fmt.Fprintln(a.stdout, "press Ctrl-C to stop")
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/microhost/micro/examples/helloworld/greeter"
+	"github.com/microhost/micro/sdk/client"
+)
+
+// lockedBuffer is an io.Writer safe to read while the command writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var serviceLine = regexp.MustCompile(`service helloworld\s+http://(\S+)`)
+
+// TestRunEmbeddedDefault runs `micro run` with no micro.hcl, as a newcomer would,
+// calls the printed address, and stops it.
+func TestRunEmbeddedDefault(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chdir(wd) })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"run"}, stdout, stderr) }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	var addr string
+	for addr == "" {
+		if m := serviceLine.FindStringSubmatch(stdout.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("micro run never said where helloworld listens:\n%s\n%s", stdout, stderr)
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	out := stdout.String()
+	for _, want := range []string{"embedded default", "ready in", `'{"name":"Alice"}'`, "/Greeter.Hello"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("micro run output lacks %q:\n%s", want, out)
+		}
+	}
+	c := client.New()
+	defer c.Close()
+	var rsp greeter.HelloResponse
+	if err := c.Call(ctx, "helloworld", "Greeter.Hello", &greeter.HelloRequest{Name: "Alice"}, &rsp, client.WithAddress(addr)); err != nil || rsp.Message != "Hello Alice" {
+		t.Fatalf("calling the printed address: %v %+v", err, rsp)
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("micro run exited %d:\n%s", c, stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("micro run did not stop")
+	}
+}
+
+func TestConfigValidateAndDefault(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"config", "default"}, &out, &errOut); code != 0 {
+		t.Fatalf("config default: %d %s", code, errOut.String())
+	}
+	good := filepath.Join(dir, "micro.hcl")
+	os.WriteFile(good, out.Bytes(), 0o644)
+	out.Reset()
+	if code := run(context.Background(), []string{"config", "validate", good}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "is valid") {
+		t.Fatalf("validate the default: %d %s %s", code, out.String(), errOut.String())
+	}
+	bad := filepath.Join(dir, "bad.hcl")
+	os.WriteFile(bad, []byte("service \"a\" {\n  ttl = \"soon\"\n}\nregistry \"nope\" {}\n"), 0o644)
+	errOut.Reset()
+	if code := run(context.Background(), []string{"config", "validate", bad}, &out, &errOut); code != 1 {
+		t.Fatalf("validate a bad file exited %d", code)
+	}
+	for _, want := range []string{"bad.hcl:2:", "bad.hcl:4:"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("diagnostics lack %s:\n%s", want, errOut.String())
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/microhost/micro/host/config"
+	"github.com/microhost/micro/sdk/registry"
+)
+
+// child is a service block with a package or binary: the host runs it as a
+// child process that embeds the host SDK and finds the host's registry and
+// broker through the bridge (see EnvBridge).
+type child struct {
+	cfg *config.Service
+	bin string // what runs: the built package or the binary
+	log hclog.Logger
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process exited
+	err  error
+}
+
+// buildChildren builds every package service into dir and resolves binaries,
+// relative to the config's directory.
+func (h *Host) buildChildren(ctx context.Context) error {
+	var buildDir string
+	for _, sc := range h.cfg.Services {
+		if sc.Embedded() || h.isChild() {
+			continue
+		}
+		c := &child{cfg: sc, log: h.log.Named(sc.Name)}
+		switch {
+		case sc.Binary != "":
+			c.bin = sc.Binary
+			if !filepath.IsAbs(c.bin) {
+				c.bin = filepath.Join(h.dir(), c.bin)
+			}
+			if _, err := os.Stat(c.bin); err != nil {
+				return fmt.Errorf("%s: service %s: binary %s: %w", rangeString(sc.BinaryRange), sc.Name, c.bin, err)
+			}
+		default:
+			if buildDir == "" {
+				d, err := os.MkdirTemp("", "microhost-services-")
+				if err != nil {
+					return err
+				}
+				buildDir = d
+				h.cleanup = append(h.cleanup, func() { os.RemoveAll(d) })
+			}
+			c.bin = filepath.Join(buildDir, sc.Name)
+			if err := goBuild(ctx, h.dir(), sc.Package, c.bin); err != nil {
+				return fmt.Errorf("%s: service %s: building %s: %w", rangeString(sc.PackageRange), sc.Name, sc.Package, err)
+			}
+		}
+		h.children = append(h.children, c)
+	}
+	return nil
+}
+
+// goBuild builds the Go package pkg into out. A path (absolute, or relative to
+// the config's directory dir) is built from inside its own directory, so it
+// resolves against its own module; an import path is built from dir.
+func goBuild(ctx context.Context, dir, pkg, out string) error {
+	target, workDir := pkg, dir
+	if filepath.IsAbs(pkg) || strings.HasPrefix(pkg, "./") || strings.HasPrefix(pkg, "../") || pkg == "." {
+		workDir = pkg
+		if !filepath.IsAbs(pkg) {
+			workDir = filepath.Join(dir, pkg)
+		}
+		target = "."
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, target)
+	cmd.Dir = workDir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w\n%s", err, stderr.String())
+	}
+	return nil
+}
+
+// start launches the child with the bridge in its environment.
+func (c *child) start(h *Host) error {
+	cmd := exec.Command(c.bin, c.cfg.Args...)
+	cmd.Dir = h.dir()
+	cfgPath, _ := filepath.Abs(h.cfg.Filename)
+	cmd.Env = append(os.Environ(), h.bridge.env()...)
+	cmd.Env = append(cmd.Env, EnvService+"="+c.cfg.Name, EnvConfig+"="+cfgPath)
+	for k, v := range c.cfg.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := &logLines{log: c.log}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("service %s: starting %s: %w", c.cfg.Name, c.bin, err)
+	}
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.cmd, c.done = cmd, done
+	c.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		c.mu.Lock()
+		c.err = err
+		c.mu.Unlock()
+		close(done)
+	}()
+	c.log.Info("child service started", "pid", cmd.Process.Pid, "binary", c.bin)
+	return nil
+}
+
+// waitRegistered waits until the service has a node in the registry, or the
+// process exits, or ctx ends.
+func (c *child) waitRegistered(ctx context.Context, reg registry.Registry) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if svcs, err := reg.GetService(ctx, c.cfg.Name); err == nil && len(svcs) > 0 && len(svcs[0].Nodes) > 0 {
+			return nil
+		}
+		select {
+		case <-c.done:
+			return fmt.Errorf("service %s exited before it registered: %v", c.cfg.Name, c.err)
+		case <-ctx.Done():
+			return fmt.Errorf("service %s did not register: %w", c.cfg.Name, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// stop sends SIGTERM (the child deregisters and drains), waits up to the drain
+// timeout, then kills its process group.
+func (c *child) stop() {
+	c.mu.Lock()
+	cmd, done := c.cmd, c.done
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(c.cfg.DrainTimeout + 5*time.Second):
+		c.log.Warn("child service did not stop in time; killing it")
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}
+
+// pid returns the child's process id, 0 before it started.
+func (c *child) pid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// logLines logs each line a child writes, tagged with its service.
+type logLines struct {
+	log hclog.Logger
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := bytes.TrimRight(l.buf[:i], "\r")
+		l.buf = l.buf[i+1:]
+		if len(line) > 0 {
+			l.logLine(line)
+		}
+	}
+	return len(p), nil
+}
+
+// logLine re-logs a child's hclog JSON line at its own level with its fields;
+// any other line is logged as is.
+func (l *logLines) logLine(line []byte) {
+	var entry map[string]any
+	if line[0] != '{' || json.Unmarshal(line, &entry) != nil {
+		l.log.Info(string(line))
+		return
+	}
+	msg, _ := entry["@message"].(string)
+	level, _ := entry["@level"].(string)
+	args := make([]any, 0, 2*len(entry))
+	for k, v := range entry {
+		if strings.HasPrefix(k, "@") {
+			continue
+		}
+		args = append(args, k, v)
+	}
+	l.log.Log(hclog.LevelFromString(level), msg, args...)
+}
+
+// isChild reports whether this process is a child service of a host.
+func (h *Host) isChild() bool { return h.remote != nil }
+
+// exitWhenOrphaned ends a child service whose host is gone.
+func exitWhenOrphaned(ctx context.Context, cancel context.CancelFunc, log hclog.Logger) {
+	parent := os.Getppid()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if os.Getppid() != parent {
+				log.Warn("host process is gone; stopping", "host_pid", parent)
+				cancel()
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,78 @@
+// Package config reads micro.hcl, the one file that configures a Microhost host:
+// its services, the registry, broker, transport and codecs (built in or served by
+// plugins), the plugins themselves, the gateway, security and telemetry.
+//
+// Load and Parse decode the file with hcl/v2, resolve variables, env() calls and
+// defaults, and validate everything at once: every problem is reported in one
+// *Error, one line per diagnostic, "file:line:col: summary; detail", the detail
+// saying what was expected. The Config holds resolved values (durations as
+// time.Duration, sizes in bytes, plugin config as JSON) and the source ranges
+// later checks point at, such as a plugin's config block when the schema the
+// plugin's Describe returns rejects it (Plugin.ConfigDiagnostic).
+//
+// The file, every block optional:
+//
+//	variable "zone" {                    # var.zone; WithVars overrides it
+//	  default     = "eu-1"               # without one, an override is required
+//	  description = "Where we run."
+//	}
+//
+//	service "greeter" {                  # any number, unique names
+//	  version       = "1.0.0"            # default "latest"
+//	  address       = "127.0.0.1:0"      # listen host:port (the default)
+//	  advertise     = "10.0.0.5:8080"    # optional host:port others reach it at
+//	  package       = "./cmd/greeter"    # a Go package micro run builds, or
+//	  binary        = "./bin/greeter"    # a prebuilt binary; neither = embedded
+//	  args          = ["-v"]
+//	  env           = { KEY = "v" }
+//	  metadata      = { zone = var.zone }
+//	  ttl           = "30s"              # the default
+//	  drain_timeout = "10s"              # the default
+//	}
+//
+//	registry "memory" { selector = "round_robin" }  # at most one; or random, least_outstanding
+//	broker "memory" {}                               # at most one
+//	transport "http" {                               # at most one
+//	  http2    = false
+//	  max_body = "4MiB"                              # or a number of bytes
+//	  pool {
+//	    max_open     = 256
+//	    max_idle     = 64
+//	    wait_timeout = "5s"
+//	    idle_timeout = "90s"
+//	  }
+//	}
+//	codec "json" {}                                  # any number; the first is the default
+//	codec "msgpack" {}
+//
+//	plugin "registry-consul" {           # "<kind>-<name>": registry "consul" uses it
+//	  version = "1.2.0"                  # as micro.lock.hcl records it
+//	  source  = "github.com/acme/micro-registry-consul@v1.2.0"
+//	  config {                           # anything; sent to the plugin as JSON
+//	    address = "127.0.0.1:8500"
+//	    token   = env("CONSUL_TOKEN")
+//	  }
+//	}
+//
+//	gateway {
+//	  listen = "127.0.0.1:8080"                      # the rest is the gateway's
+//	}
+//	security { ... }                                 # kept for the security decoder
+//	telemetry {
+//	  log {
+//	    level  = "info"                              # trace, debug, info, warn, error
+//	    format = "auto"                              # auto, text, json
+//	  }
+//	  metrics { ... }                                # kept for their decoders
+//	  tracing { ... }
+//	}
+//
+// Registry, broker, transport and codec labels name a built-in (memory; memory;
+// http; json, msgpack) or a plugin, which then needs its plugin block; a plugin
+// block of the same kind and name also replaces a built-in. Expressions may use
+// var.<name>, env("NAME") or env("NAME", "default"), and format, join, lower,
+// trimspace and upper.
+//
+// With no micro.hcl, `micro run` uses Default, decoded from the embedded
+// default.hcl (DefaultSource).
+package config

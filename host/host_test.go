@@ -1,0 +1,186 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/microhost/micro/examples/helloworld/greeter"
+	"github.com/microhost/micro/host"
+	"github.com/microhost/micro/host/plugins"
+)
+
+func quietLogger() hclog.Logger { return hclog.NewNullLogger() }
+
+// runHost runs a host in the background until the test ends and returns it once
+// ready.
+func runHost(t *testing.T, opts ...host.Option) *host.Host {
+	t.Helper()
+	ready := make(chan *host.Host, 1)
+	opts = append(opts, host.WithLogger(quietLogger()), host.OnReady(func(h *host.Host) { ready <- h }))
+	h, err := host.New(context.Background(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("host Run: %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("host stopped before it was ready: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("host not ready")
+	}
+	return h
+}
+
+func TestEmbeddedDefault(t *testing.T) {
+	h := runHost(t, host.WithServiceHandler("helloworld", new(greeter.Greeter)))
+	var rsp greeter.HelloResponse
+	if err := h.Client().Call(context.Background(), "helloworld", "Greeter.Hello", &greeter.HelloRequest{Name: "Ada"}, &rsp); err != nil || rsp.Message != "Hello Ada" {
+		t.Fatalf("call: %v %+v", err, rsp)
+	}
+	if h.Registry().Name() != "memory" || h.Broker().Name() != "memory" {
+		t.Errorf("default components: %s %s", h.Registry().Name(), h.Broker().Name())
+	}
+}
+
+func TestEmbeddedServiceWithoutHandlerIsRefused(t *testing.T) {
+	_, err := host.New(context.Background(), host.WithLogger(quietLogger()))
+	if err == nil || !strings.Contains(err.Error(), "helloworld") || !strings.Contains(err.Error(), "WithServiceHandler") {
+		t.Fatalf("got %v, want a refusal naming the service and the fix", err)
+	}
+}
+
+// TestRegistryPluginFromConfig runs a config whose registry is a plugin recorded
+// in micro.lock.hcl; the service registers through the plugin process.
+func TestRegistryPluginFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "micro-registry-mem")
+	if out, err := exec.Command("go", "build", "-o", bin, "./plugins/testdata/registry-memory").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	sum, err := plugins.FileSHA256(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := &plugins.Lock{}
+	lock.Put(&plugins.LockedPlugin{ID: "registry-mem", Version: "0.0.1", SHA256: sum, Path: bin})
+	if err := lock.Write(filepath.Join(dir, plugins.LockFileName)); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "micro.hcl")
+	os.WriteFile(cfgPath, []byte(`
+service "greeter" {}
+registry "mem" {}
+plugin "registry-mem" {
+  version = "0.0.1"
+  config {
+    zone = "eu"
+  }
+}
+`), 0o644)
+
+	h := runHost(t, host.WithConfigFile(cfgPath), host.WithHandler(new(greeter.Greeter)))
+	if got := h.Registry().Name(); got != "registry-mem" {
+		t.Fatalf("registry is %q, want the plugin", got)
+	}
+	svcs, err := h.Registry().GetService(context.Background(), "greeter")
+	if err != nil || len(svcs) != 1 {
+		t.Fatalf("the plugin registry does not have the service: %v %v", svcs, err)
+	}
+	var rsp greeter.HelloResponse
+	if err := h.Client().Call(context.Background(), "greeter", "Greeter.Hello", &greeter.HelloRequest{Name: "Ada"}, &rsp); err != nil || rsp.Message != "Hello Ada" {
+		t.Fatalf("call: %v %+v", err, rsp)
+	}
+
+	// A version that does not match the lock is refused with the position.
+	os.WriteFile(cfgPath, []byte("service \"greeter\" {}\nregistry \"mem\" {}\nplugin \"registry-mem\" {\n  version = \"9.9.9\"\n}\n"), 0o644)
+	_, err = host.New(context.Background(), host.WithConfigFile(cfgPath), host.WithHandler(new(greeter.Greeter)), host.WithLogger(quietLogger()))
+	if err == nil || !strings.Contains(err.Error(), "micro.hcl:4:") || !strings.Contains(err.Error(), "9.9.9") {
+		t.Fatalf("version mismatch: %v", err)
+	}
+	// Config the plugin's schema rejects is refused.
+	os.WriteFile(cfgPath, []byte("service \"greeter\" {}\nregistry \"mem\" {}\nplugin \"registry-mem\" {\n  version = \"0.0.1\"\n  config {\n    zone = 7\n  }\n}\n"), 0o644)
+	_, err = host.New(context.Background(), host.WithConfigFile(cfgPath), host.WithHandler(new(greeter.Greeter)), host.WithLogger(quietLogger()))
+	if err == nil || !strings.Contains(err.Error(), "rejected its config") || !strings.Contains(err.Error(), "micro.hcl:3:") {
+		t.Fatalf("schema rejection: %v", err)
+	}
+	// A plugin that is not installed names the fix.
+	os.WriteFile(cfgPath, []byte("service \"greeter\" {}\nregistry \"gone\" {}\nplugin \"registry-gone\" {\n  version = \"1.0.0\"\n}\n"), 0o644)
+	_, err = host.New(context.Background(), host.WithConfigFile(cfgPath), host.WithHandler(new(greeter.Greeter)), host.WithLogger(quietLogger()))
+	if err == nil || !strings.Contains(err.Error(), "not installed") || !strings.Contains(err.Error(), "micro plugin install") {
+		t.Fatalf("missing plugin: %v", err)
+	}
+}
+
+// TestNoPluginProcessAfterStop checks /proc for the plugin's pid after the host
+// stopped.
+func TestNoPluginProcessAfterStop(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "micro-registry-mem")
+	if out, err := exec.Command("go", "build", "-o", bin, "./plugins/testdata/registry-memory").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	sum, _ := plugins.FileSHA256(bin)
+	lock := &plugins.Lock{}
+	lock.Put(&plugins.LockedPlugin{ID: "registry-mem", Version: "0.0.1", SHA256: sum, Path: bin})
+	lock.Write(filepath.Join(dir, plugins.LockFileName))
+	cfgPath := filepath.Join(dir, "micro.hcl")
+	os.WriteFile(cfgPath, []byte("service \"greeter\" {}\nregistry \"mem\" {}\nplugin \"registry-mem\" {\n  version = \"0.0.1\"\n}\n"), 0o644)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var pids []int
+	h, err := host.New(context.Background(), host.WithConfigFile(cfgPath), host.WithHandler(new(greeter.Greeter)), host.WithLogger(quietLogger()),
+		host.OnReady(func(*host.Host) { pids = pluginPids(t, bin); cancel() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 1 {
+		t.Fatalf("plugin processes running while the host was up: %v, want 1", pids)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), ") Z") {
+				t.Errorf("plugin process %d outlived the host", pid)
+			}
+		}
+	}
+}
+
+// pluginPids finds running processes whose executable name is the plugin's.
+func pluginPids(t *testing.T, bin string) []int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == filepath.Base(bin)[:min(15, len(filepath.Base(bin)))] {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

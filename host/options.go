@@ -1,0 +1,59 @@
+package host
+
+import (
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/microhost/micro/host/config"
+	"github.com/microhost/micro/sdk/server"
+)
+
+// Option configures a Host.
+type Option func(*options)
+
+type options struct {
+	configFile string
+	config     *config.Config
+	configOpts []config.Option
+	handlers   []handler
+	logger     hclog.Logger
+	lockFile   string
+	pluginDir  string
+	onReady    func(*Host)
+}
+
+// handler is a handler to register on an embedded service.
+type handler struct {
+	service string // "" means the only embedded service
+	h       any
+	opts    []server.HandleOption
+}
+
+// WithConfigFile reads micro.hcl from path.
+func WithConfigFile(path string, opts ...config.Option) Option {
+	return func(o *options) { o.configFile, o.configOpts = path, opts }
+}
+
+// WithConfig uses an already loaded config.
+func WithConfig(c *config.Config) Option { return func(o *options) { o.config = c } }
+
+// WithHandler registers h on the config's only embedded service.
+func WithHandler(h any, opts ...server.HandleOption) Option {
+	return func(o *options) { o.handlers = append(o.handlers, handler{h: h, opts: opts}) }
+}
+
+// WithServiceHandler registers h on the embedded service called name.
+func WithServiceHandler(name string, h any, opts ...server.HandleOption) Option {
+	return func(o *options) { o.handlers = append(o.handlers, handler{service: name, h: h, opts: opts}) }
+}
+
+// WithLogger sets the host's logger (default: from the config's telemetry.log).
+func WithLogger(l hclog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithLockFile sets micro.lock.hcl's path (default: beside the config file).
+func WithLockFile(path string) Option { return func(o *options) { o.lockFile = path } }
+
+// WithPluginDir sets where installed plugins live (default plugins.DefaultDir()).
+func WithPluginDir(dir string) Option { return func(o *options) { o.pluginDir = dir } }
+
+// OnReady is called once every service listens and is registered.
+func OnReady(f func(*Host)) Option { return func(o *options) { o.onReady = f } }
