@@ -176,6 +176,9 @@ func (h *Host) buildServices() error {
 			name = embedded[0].Name
 		}
 		svc, ok := byName[name]
+		if !ok && hd.optional {
+			continue
+		}
 		if !ok {
 			return fmt.Errorf("a handler was given for service %q, which the config does not declare as an embedded service", name)
 		}
@@ -234,6 +237,7 @@ func (h *Host) Run(ctx context.Context) error {
 	if h.isChild() {
 		go exitWhenOrphaned(svcCtx, stop, h.log)
 	}
+	var watching sync.WaitGroup
 	var runErr error
 	for _, svc := range h.services {
 		select {
@@ -260,6 +264,13 @@ func (h *Host) Run(ctx context.Context) error {
 				defer os.Remove(path)
 			}
 		}
+		if h.opts.watch {
+			watching.Add(1)
+			go func() {
+				defer watching.Done()
+				h.watchChildren(svcCtx)
+			}()
+		}
 		if h.opts.onReady != nil {
 			h.opts.onReady(h)
 		}
@@ -270,6 +281,7 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	h.log.Info("stopping: services deregister and drain, then plugins stop")
 	cancel()
+	watching.Wait()
 	h.stopChildren()
 	wg.Wait()
 	close(errs)

@@ -19,13 +19,15 @@ type options struct {
 	lockFile   string
 	pluginDir  string
 	onReady    func(*Host)
+	watch      bool
 }
 
 // handler is a handler to register on an embedded service.
 type handler struct {
-	service string // "" means the only embedded service
-	h       any
-	opts    []server.HandleOption
+	service  string // "" means the only embedded service
+	h        any
+	opts     []server.HandleOption
+	optional bool // skip it when the config does not declare the service
 }
 
 // WithConfigFile reads micro.hcl from path.
@@ -45,6 +47,19 @@ func WithHandler(h any, opts ...server.HandleOption) Option {
 func WithServiceHandler(name string, h any, opts ...server.HandleOption) Option {
 	return func(o *options) { o.handlers = append(o.handlers, handler{service: name, h: h, opts: opts}) }
 }
+
+// WithDefaultHandler registers h on the embedded service called name when the
+// config declares one, and is ignored otherwise (micro run uses it for its demo
+// service, which a reloaded config may drop).
+func WithDefaultHandler(name string, h any, opts ...server.HandleOption) Option {
+	return func(o *options) {
+		o.handlers = append(o.handlers, handler{service: name, h: h, opts: opts, optional: true})
+	}
+}
+
+// Watch makes the host rebuild and restart child services whose Go sources
+// change.
+func Watch(on bool) Option { return func(o *options) { o.watch = on } }
 
 // WithLogger sets the host's logger (default: from the config's telemetry.log).
 func WithLogger(l hclog.Logger) Option { return func(o *options) { o.logger = l } }

@@ -38,6 +38,11 @@ func runCommand() *command {
 			fmt.Fprintln(w, "  --var NAME=VALUE  set a config variable (repeatable)")
 			fmt.Fprintln(w, "  --lock FILE       the plugin lock file (default: micro.lock.hcl beside the config)")
 			fmt.Fprintln(w, "  --dir DIR         the plugin directory (default $MICRO_PLUGIN_DIR or ~/.micro/plugins)")
+			fmt.Fprintln(w, "  --watch           rebuild and restart Go services (package = ...) whose sources change")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "With a config file, SIGHUP or a change to the file reloads it: the new config is")
+			fmt.Fprintln(w, "validated and its plugins started before the running system stops; a config that")
+			fmt.Fprintln(w, "fails leaves the running system untouched.")
 		},
 	}
 }
@@ -63,6 +68,7 @@ func runRun(a *app, ctx context.Context, args []string) error {
 	fset.Var(vars, "var", "set a config variable `NAME=VALUE`")
 	lock := fset.String("lock", "", "the plugin lock `FILE`")
 	dir := fset.String("dir", "", "the plugin `DIR`ectory")
+	watch := fset.Bool("watch", false, "rebuild and restart Go services whose sources change")
 	rest, err := parseFlags(a, fset, args)
 	if err != nil {
 		return err
@@ -87,26 +93,25 @@ func runRun(a *app, ctx context.Context, args []string) error {
 	if *dir != "" {
 		opts = append(opts, host.WithPluginDir(*dir))
 	}
+	if *watch {
+		opts = append(opts, host.Watch(true))
+	}
+	// helloworld is micro's own demo service: the embedded default runs it, and
+	// a config may embed it too.
+	opts = append(opts, host.WithDefaultHandler("helloworld", new(greeter.Greeter), server.Idempotent("Hello")))
+	examples["Greeter.Hello"] = `{"name":"Alice"}`
 	if file == "" {
 		fmt.Fprintln(a.stdout, "no micro.hcl here: running the embedded default (write one with `micro config default > micro.hcl`)")
-		opts = append(opts, host.WithServiceHandler("helloworld", new(greeter.Greeter), server.Idempotent("Hello")))
-		examples["Greeter.Hello"] = `{"name":"Alice"}`
-	} else {
-		cfg, err := config.Load(file, config.WithVars(vars))
-		if err != nil {
-			return err
-		}
-		opts = append(opts, host.WithConfigFile(file, config.WithVars(vars)), host.WithConfig(cfg))
-		// helloworld is micro's own demo service: a config may embed it.
-		if s := cfg.Service("helloworld"); s != nil && s.Embedded() {
-			opts = append(opts, host.WithServiceHandler("helloworld", new(greeter.Greeter), server.Idempotent("Hello")))
-			examples["Greeter.Hello"] = `{"name":"Alice"}`
-		}
+		return host.Run(ctx, opts...)
 	}
-	return host.Run(ctx, opts...)
+	// Validate first, so a bad file is reported before anything starts.
+	if _, err := config.Load(file, config.WithVars(vars)); err != nil {
+		return err
+	}
+	opts = append(opts, host.WithConfigFile(file, config.WithVars(vars)))
+	return host.RunReloading(ctx, nil, opts...)
 }
 
-// printReady tells the user where everything listens and how to call it.
 // examples holds a request body per endpoint worth showing; others get {}.
 func (a *app) printReady(h *host.Host, file string, examples map[string]string, took time.Duration) {
 	from := file

@@ -1,0 +1,84 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// reloadPoll is how often RunReloading looks at the config file.
+const reloadPoll = 500 * time.Millisecond
+
+// RunReloading runs a host built from opts (which must name a config file with
+// WithConfigFile) and replaces it when SIGHUP arrives or the file changes. The
+// new config is loaded, validated and provisioned in full (plugins started)
+// before the old host stops; a config that fails leaves the running host
+// untouched and logs why.
+func RunReloading(ctx context.Context, log hclog.Logger, opts ...Option) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	h, err := New(ctx, opts...)
+	if err != nil {
+		return err
+	}
+	if log == nil {
+		log = h.log
+	}
+	path := h.opts.configFile
+	stamp := fileStamp(path)
+	tick := time.NewTicker(reloadPoll)
+	defer tick.Stop()
+	for {
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func(h *Host) { done <- h.Run(runCtx) }(h)
+
+		var next *Host
+		for next == nil {
+			select {
+			case err := <-done:
+				cancel()
+				return err
+			case <-hup:
+				log.Info("SIGHUP: reloading the config", "file", path)
+			case <-tick.C:
+				s := fileStamp(path)
+				if s == stamp {
+					continue
+				}
+				stamp = s
+				log.Info("the config file changed: reloading", "file", path)
+			}
+			n, err := New(ctx, opts...)
+			if err != nil {
+				log.Error("the new config was refused; the running system is untouched", "error", err.Error())
+				continue
+			}
+			next = n
+		}
+		cancel()
+		if err := <-done; err != nil {
+			log.Warn("the old system stopped with an error", "error", err.Error())
+		}
+		log.Info("switched to the new config")
+		h = next
+	}
+}
+
+// fileStamp identifies a version of a file by size and modification time.
+func fileStamp(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", st.ModTime().UnixNano(), st.Size())
+}
