@@ -6,6 +6,7 @@ import (
 	stderrors "errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -45,6 +46,11 @@ func FromStatus(plugin string, err error) error {
 	}
 	switch st.Code() {
 	case codes.Canceled:
+		if strings.Contains(st.Message(), "connection is closing") {
+			// The host closed the connection under the call: the plugin died or
+			// is being restarted, not the caller's context.
+			return errors.Unavailable(plugin, "plugin %s went away during the call; try again shortly", plugin)
+		}
 		return context.Canceled
 	case codes.DeadlineExceeded:
 		return errors.Timeout(plugin, "plugin %s: %s", plugin, st.Message())

@@ -35,6 +35,10 @@ type transportClient struct {
 	name   string
 	conn   Conn
 	closed atomic.Bool
+	unary  atomic.Bool // the plugin does not serve Calls: each call is a Call RPC
+
+	callsMu sync.Mutex
+	calls   *callStream // the shared Calls stream, nil until a call opens it
 }
 
 var _ transport.Transport = (*transportClient)(nil)
@@ -80,6 +84,13 @@ func (t *transportClient) Dial(_ context.Context, addr string) (transport.Conn, 
 // returned stay up until their own Close, as with the built-in http transport.
 func (t *transportClient) Close() error {
 	t.closed.Store(true)
+	t.callsMu.Lock()
+	cs := t.calls
+	t.calls = nil
+	t.callsMu.Unlock()
+	if cs != nil {
+		cs.retire()
+	}
 	return nil
 }
 
@@ -152,22 +163,243 @@ type pluginConn struct {
 // transport.ErrNotSent: the request never left (the plugin is down, or its
 // transport could not send it).
 func (c *pluginConn) Call(ctx context.Context, req *transport.Message) (*transport.Message, error) {
-	tc, err := c.t.current()
-	if err != nil {
-		return nil, err
+	if _, err := c.t.conn.Current(); err != nil {
+		return nil, fmt.Errorf("%w: %w", transport.ErrNotSent, errors.FromError(err))
 	}
 	creq := &pluginv1.CallRequest{Address: c.addr, Message: transportMessageToProto(req)}
 	if dl, ok := ctx.Deadline(); ok {
 		creq.TimeoutMs = max(1, time.Until(dl).Milliseconds())
 	}
-	if n := proto.Size(creq); n > wireLimit {
-		return nil, errors.PayloadTooLarge("", "request of %d bytes is over the plugin boundary's %d byte limit; send less", n, wireLimit)
+	size, ok := batchSize(creq, creq.GetMessage(), len(c.addr))
+	if !ok {
+		return nil, errors.PayloadTooLarge("", "request of %d bytes is over the plugin boundary's %d byte limit; send less", size, wireLimit)
+	}
+	if c.t.unary.Load() {
+		return c.callUnary(ctx, creq)
+	}
+	cs, err := c.t.callStream()
+	if err != nil {
+		return nil, err
+	}
+	id, ch, err := cs.submit(creq, size)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case out := <-ch:
+		switch {
+		case out.err == errCallsUnimplemented:
+			creq.Id = 0
+			return c.callUnary(ctx, creq)
+		case out.err != nil:
+			return nil, c.t.fail(ctx, "call "+c.addr, out.err)
+		case out.res.GetError() != "":
+			return nil, c.t.fail(ctx, "call "+c.addr, envelopeStatus(out.res.GetError()))
+		}
+		return transportMessageFromProto(out.res.GetMessage()), nil
+	case <-ctx.Done():
+		cs.forget(id)
+		return nil, c.t.fail(ctx, "call "+c.addr, ctx.Err())
+	}
+}
+
+// callUnary makes the call as one Call RPC, for plugins without Calls.
+func (c *pluginConn) callUnary(ctx context.Context, creq *pluginv1.CallRequest) (*transport.Message, error) {
+	tc, err := c.t.current()
+	if err != nil {
+		return nil, err
 	}
 	resp, err := tc.Call(ctx, creq)
 	if err != nil {
 		return nil, c.t.fail(ctx, "call "+c.addr, err)
 	}
 	return transportMessageFromProto(resp), nil
+}
+
+// envelopeStatus is a CallResult's error as the status a Call RPC fails with.
+func envelopeStatus(text string) error {
+	var e errors.Error
+	if json.Unmarshal([]byte(text), &e) != nil || e.Code == 0 {
+		return status.Error(codes.Unknown, text)
+	}
+	return status.Error(grpcCode(e.Code), text)
+}
+
+// errCallsUnimplemented fails the calls of a Calls stream the plugin does not
+// serve; their callers make them again as Call RPCs.
+var errCallsUnimplemented = stderrors.New("the plugin does not serve Calls")
+
+// callOutcome is what a caller on a Calls stream waits for.
+type callOutcome struct {
+	res *pluginv1.CallResult
+	err error
+}
+
+// callStream is the Calls stream a transportClient shares among all its calls:
+// one writer goroutine sends what callers queued as batches, one reader
+// goroutine hands each result to its caller by id.
+type callStream struct {
+	t       *transportClient
+	stream  pluginv1.Transport_CallsClient
+	cancel  context.CancelFunc
+	changed <-chan struct{} // conn.Changed() from before the stream opened
+	out     *batcher[*pluginv1.CallRequest]
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]chan callOutcome
+	broken  bool
+	retired bool // no new calls: it ends once the calls on it are answered
+}
+
+// callStream returns the shared Calls stream, opening it when there is none or
+// the one there broke or belongs to a plugin process that was restarted.
+func (t *transportClient) callStream() (*callStream, error) {
+	t.callsMu.Lock()
+	defer t.callsMu.Unlock()
+	if cs := t.calls; cs != nil {
+		if cs.usable() {
+			return cs, nil
+		}
+		t.calls = nil
+		cs.retire()
+	}
+	changed := t.conn.Changed()
+	tc, err := t.current()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := tc.Calls(ctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%w: %w", transport.ErrNotSent, errors.Unavailable(t.name, "plugin %s: opening the call stream: %v", t.name, FromStatus(t.name, err)))
+	}
+	cs := &callStream{
+		t: t, stream: stream, cancel: cancel, changed: changed,
+		out:     newBatcher[*pluginv1.CallRequest](),
+		pending: make(map[uint64]chan callOutcome),
+	}
+	go cs.write(ctx)
+	go cs.read()
+	t.calls = cs
+	return cs, nil
+}
+
+// usable reports whether new calls may go on cs.
+func (cs *callStream) usable() bool {
+	select {
+	case <-cs.changed:
+		return false
+	default:
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return !cs.broken && !cs.retired
+}
+
+// submit queues creq under a fresh id and returns the channel its outcome comes on.
+func (cs *callStream) submit(creq *pluginv1.CallRequest, size int) (uint64, <-chan callOutcome, error) {
+	ch := make(chan callOutcome, 1)
+	cs.mu.Lock()
+	if cs.broken {
+		cs.mu.Unlock()
+		return 0, nil, cs.notSent("the call stream broke")
+	}
+	cs.nextID++
+	id := cs.nextID
+	cs.pending[id] = ch
+	cs.mu.Unlock()
+	creq.Id = id
+	if !cs.out.push(creq, size) {
+		cs.forget(id)
+		return 0, nil, cs.notSent("the call stream broke")
+	}
+	return id, ch, nil
+}
+
+func (cs *callStream) notSent(why string) error {
+	return fmt.Errorf("%w: %w", transport.ErrNotSent, errors.Unavailable(cs.t.name, "plugin %s: %s", cs.t.name, why))
+}
+
+// finish hands the outcome of call id to its caller, if it still waits, and
+// ends a retired stream once no call is left on it.
+func (cs *callStream) finish(id uint64, out callOutcome) {
+	cs.mu.Lock()
+	ch := cs.pending[id]
+	delete(cs.pending, id)
+	end := cs.retired && len(cs.pending) == 0
+	cs.mu.Unlock()
+	if ch != nil {
+		ch <- out
+	}
+	if end {
+		cs.cancel()
+	}
+}
+
+// forget stops waiting for call id: its caller gave up.
+func (cs *callStream) forget(id uint64) { cs.finish(id, callOutcome{}) }
+
+// retire takes cs out of use: it ends once the calls on it are answered.
+func (cs *callStream) retire() {
+	cs.mu.Lock()
+	cs.retired = true
+	end := len(cs.pending) == 0
+	cs.mu.Unlock()
+	if end {
+		cs.cancel()
+	}
+}
+
+// write is the writer goroutine: it sends the queued calls as batches until the
+// stream ends; calls it could not send fail as not sent.
+func (cs *callStream) write(ctx context.Context) {
+	unsent, err := cs.out.run(ctx.Done(), func(calls []*pluginv1.CallRequest) error {
+		return cs.stream.Send(&pluginv1.CallBatch{Calls: calls})
+	})
+	if err != nil {
+		cs.cancel()
+	}
+	for _, c := range unsent {
+		cs.finish(c.GetId(), callOutcome{err: cs.notSent("the call stream broke before the call was sent")})
+	}
+}
+
+// read is the reader goroutine: it hands each result to its caller until the
+// stream breaks, then fails the calls still waiting: they may have been sent.
+func (cs *callStream) read() {
+	var err error
+	for {
+		var b *pluginv1.CallResultBatch
+		if b, err = cs.stream.Recv(); err != nil {
+			break
+		}
+		for _, r := range b.GetResults() {
+			cs.finish(r.GetId(), callOutcome{res: r})
+		}
+	}
+	cs.cancel()
+	cs.mu.Lock()
+	cs.broken = true
+	pending := cs.pending
+	cs.pending = make(map[uint64]chan callOutcome)
+	cs.mu.Unlock()
+	t := cs.t
+	t.callsMu.Lock()
+	if t.calls == cs {
+		t.calls = nil
+	}
+	t.callsMu.Unlock()
+	out := callOutcome{err: errCallsUnimplemented}
+	if status.Code(err) == codes.Unimplemented {
+		t.unary.Store(true)
+	} else {
+		out.err = errors.Unavailable(t.name, "plugin %s: the call stream broke with the call in flight: %v", t.name, FromStatus(t.name, err))
+	}
+	for _, ch := range pending {
+		ch <- out
+	}
 }
 
 // Stream opens a stream to addr through the plugin and returns once the remote
@@ -405,7 +637,7 @@ func (l *pluginListener) open(ctx context.Context, addr string) (*listenSession,
 	}
 	stop := context.AfterFunc(ctx, scancel)
 	var m *pluginv1.ListenerServerMessage
-	err = stream.Send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Listen{Listen: &pluginv1.ListenRequest{Address: addr}}})
+	err = stream.Send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Listen{Listen: &pluginv1.ListenRequest{Address: addr, Batch: true}}})
 	if err == nil || err == io.EOF {
 		m, err = stream.Recv()
 	}
@@ -419,13 +651,17 @@ func (l *pluginListener) open(ctx context.Context, addr string) (*listenSession,
 		scancel()
 		return nil, l.t.fail(ctx, "listen on "+addr, err)
 	}
-	return &listenSession{
+	sess := &listenSession{
 		l: l, stream: stream, ctx: sctx, cancel: scancel, changed: changed,
 		bound:        m.GetBound().GetAddress(),
 		streams:      make(map[uint64]*incomingStream),
 		shutdownDone: make(chan struct{}),
 		ended:        make(chan struct{}),
-	}, nil
+	}
+	if m.GetBound().GetBatch() {
+		sess.resps = newBatcher[*pluginv1.Response]()
+	}
+	return sess, nil
 }
 
 // Shutdown asks the plugin to stop accepting and drain in-flight requests and
@@ -475,6 +711,7 @@ type listenSession struct {
 	bound   string
 
 	sendMu sync.Mutex
+	resps  *batcher[*pluginv1.Response] // when the plugin reads ResponseBatch
 
 	mu           sync.Mutex
 	streams      map[uint64]*incomingStream
@@ -487,6 +724,11 @@ type listenSession struct {
 // and stream; their handlers see the session's context end with it.
 func (s *listenSession) run(h transport.Handler) {
 	defer close(s.ended)
+	if s.resps != nil {
+		go s.resps.run(s.ctx.Done(), func(rs []*pluginv1.Response) error {
+			return s.send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Responses{Responses: &pluginv1.ResponseBatch{Responses: rs}}})
+		})
+	}
 	for {
 		m, err := s.stream.Recv()
 		if err != nil {
@@ -495,6 +737,10 @@ func (s *listenSession) run(h transport.Handler) {
 		switch msg := m.GetMsg().(type) {
 		case *pluginv1.ListenerServerMessage_Request:
 			go s.serveRequest(h, msg.Request)
+		case *pluginv1.ListenerServerMessage_Requests:
+			for _, r := range msg.Requests.GetRequests() {
+				go s.serveRequest(h, r)
+			}
 		case *pluginv1.ListenerServerMessage_Stream:
 			s.route(h, msg.Stream)
 		case *pluginv1.ListenerServerMessage_ShutdownDone:
@@ -527,6 +773,17 @@ func (s *listenSession) serveRequest(h transport.Handler, in *pluginv1.IncomingR
 	resp := h.ServeRequest(s.ctx, transportMessageFromProto(in.GetMessage()))
 	if resp == nil {
 		resp = transportErrorMessage(errors.Internal("", "the handler returned no response"))
+	}
+	if s.resps != nil {
+		r := &pluginv1.Response{Id: in.GetId(), Message: transportMessageToProto(resp)}
+		n, ok := batchSize(r, r.GetMessage(), 0)
+		if !ok {
+			resp = transportErrorMessage(errors.BadGateway("", "response of %d bytes is over the plugin boundary's %d byte limit", n, wireLimit))
+			r.Message = transportMessageToProto(resp)
+			n, _ = batchSize(r, r.GetMessage(), 0)
+		}
+		s.resps.push(r, n) // once the stream ended, the plugin answers the caller itself
+		return
 	}
 	out := &pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Response{Response: &pluginv1.Response{Id: in.GetId(), Message: transportMessageToProto(resp)}}}
 	if n := proto.Size(out); n > wireLimit {

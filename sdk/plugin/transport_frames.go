@@ -1,8 +1,11 @@
 package plugin
 
 import (
+	"google.golang.org/protobuf/proto"
+
 	"encoding/json"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -189,4 +192,106 @@ func (q *streamQueue) signal() {
 // a Listen stream went away.
 func errListenerGone(who string) error {
 	return errors.New("", http.StatusServiceUnavailable, "%s stopped listening", who)
+}
+
+// batchItemOverhead bounds what a message costs besides its own size as one
+// element of a batch (its tag and length), and what a batch costs as the member
+// of its envelope; batches stay within wireLimit with it.
+const batchItemOverhead = 16
+
+// fitsBatch reports whether a message of n bytes can cross the boundary inside
+// a batch.
+func fitsBatch(n int) bool { return n+2*batchItemOverhead <= wireLimit }
+
+// batcher queues messages for the single goroutine that writes them, which
+// sends everything pending at once: batches form by themselves under load,
+// without timers, and an idle batcher adds no latency.
+type batcher[T any] struct {
+	mu     sync.Mutex
+	items  []T
+	sizes  []int
+	closed bool
+	wake   chan struct{} // capacity 1: something was pushed
+}
+
+func newBatcher[T any]() *batcher[T] { return &batcher[T]{wake: make(chan struct{}, 1)} }
+
+// push queues item, of size bytes, for the writer; false once the writer is gone.
+func (b *batcher[T]) push(item T, size int) bool {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	b.items = append(b.items, item)
+	b.sizes = append(b.sizes, size)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns what is queued; with close, nothing more can be pushed.
+func (b *batcher[T]) take(close bool) ([]T, []int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	items, sizes := b.items, b.sizes
+	b.items, b.sizes = nil, nil
+	if close {
+		b.closed = true
+	}
+	return items, sizes
+}
+
+// run is the writer: it sends what is queued in batches of at most wireLimit
+// bytes until done closes, then sends what is left and returns. When send fails
+// it stops at once and returns the items not sent with the error.
+func (b *batcher[T]) run(done <-chan struct{}, send func([]T) error) ([]T, error) {
+	for {
+		last := false
+		select {
+		case <-b.wake:
+		case <-done:
+			last = true
+		}
+		if !last {
+			runtime.Gosched() // let goroutines that are ready push first: a bigger batch
+		}
+		items, sizes := b.take(last)
+		for len(items) > 0 {
+			n, total := 0, batchItemOverhead
+			for n < len(items) && (n == 0 || total+sizes[n]+batchItemOverhead <= wireLimit) {
+				total += sizes[n] + batchItemOverhead
+				n++
+			}
+			if err := send(items[:n:n]); err != nil {
+				rest, _ := b.take(true)
+				return append(items, rest...), err
+			}
+			clear(items[:n]) // the writer keeps no message alive
+			items, sizes = items[n:], sizes[n:]
+		}
+		if last {
+			return nil, nil
+		}
+	}
+}
+
+// batchSize is the size to account m with in a batch, and whether it fits one.
+// body is the Message inside m, and extra what m holds besides it and a few
+// scalars (an address, an error). It bounds the size from the header and body
+// lengths first, and walks m with proto.Size only when that bound is too big:
+// sizing a header map costs about as much as encoding it.
+func batchSize(m proto.Message, body *pluginv1.Message, extra int) (int, bool) {
+	n := len(body.GetBody()) + extra + 64
+	for k, v := range body.GetHeader() {
+		n += len(k) + len(v) + 18
+	}
+	if fitsBatch(n) {
+		return n, true
+	}
+	n = proto.Size(m) + 11 // room for an id set later
+	return n, fitsBatch(n)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	grpcmd "google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/microhost/micro/sdk/errors"
@@ -51,18 +52,35 @@ func (s *transportServer) Listen(stream pluginv1.Transport_ListenServer) error {
 	if err != nil {
 		return ToStatus(fmt.Errorf("transport %s: listen on %s: %w", s.t.Name(), req.GetAddress(), err))
 	}
-	bound := &pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Bound{Bound: &pluginv1.Bound{Address: ln.Addr()}}}
+	bound := &pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Bound{Bound: &pluginv1.Bound{Address: ln.Addr(), Batch: true}}}
 	if err := stream.Send(bound); err != nil {
 		ln.Close()
 		return err
 	}
-	return newServedListener(stream, ln, s.t.Name()).run()
+	l := newServedListener(stream, ln, s.t.Name())
+	if req.GetBatch() {
+		l.reqs = newBatcher[*pluginv1.IncomingRequest]()
+	}
+	return l.run()
 }
 
 // Call dials the address through the transport and makes one call. Failures of
 // the transport come back as envelopes: 503 only when the request was not sent,
 // so the host may retry it anywhere.
 func (s *transportServer) Call(ctx context.Context, req *pluginv1.CallRequest) (*pluginv1.Message, error) {
+	out, err := s.call(ctx, req)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	if n := proto.Size(out); n > wireLimit {
+		return nil, ToStatus(errors.BadGateway("", "response from %s of %d bytes is over the plugin boundary's %d byte limit", req.GetAddress(), n, wireLimit))
+	}
+	return out, nil
+}
+
+// call makes one call of Call or Calls within its timeout; a failure is the
+// envelope to answer with.
+func (s *transportServer) call(ctx context.Context, req *pluginv1.CallRequest) (*pluginv1.Message, *errors.Error) {
 	if ms := req.GetTimeoutMs(); ms > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
@@ -70,17 +88,69 @@ func (s *transportServer) Call(ctx context.Context, req *pluginv1.CallRequest) (
 	}
 	conn, err := s.t.Dial(ctx, req.GetAddress())
 	if err != nil {
-		return nil, ToStatus(notSentFailure(fmt.Errorf("dialing %s: %w", req.GetAddress(), err)))
+		return nil, errors.FromError(notSentFailure(fmt.Errorf("dialing %s: %w", req.GetAddress(), err)))
 	}
 	resp, err := conn.Call(ctx, transportMessageFromProto(req.GetMessage()))
 	if err != nil {
-		return nil, ToStatus(transportFailure(err))
+		return nil, transportFailure(err)
 	}
-	out := transportMessageToProto(resp)
-	if n := proto.Size(out); n > wireLimit {
-		return nil, ToStatus(errors.BadGateway("", "response from %s of %d bytes is over the plugin boundary's %d byte limit", req.GetAddress(), n, wireLimit))
+	return transportMessageToProto(resp), nil
+}
+
+// Calls runs the calls of the host's batches concurrently, each as Call would,
+// and answers with batches of results through one writer. When the host closes
+// its side, the calls in flight finish and their results go out first.
+func (s *transportServer) Calls(stream pluginv1.Transport_CallsServer) error {
+	ctx := stream.Context()
+	results := newBatcher[*pluginv1.CallResult]()
+	done := make(chan struct{})
+	written := make(chan error, 1)
+	go func() {
+		_, err := results.run(done, func(rs []*pluginv1.CallResult) error {
+			return stream.Send(&pluginv1.CallResultBatch{Results: rs})
+		})
+		written <- err
+	}()
+	var wg sync.WaitGroup
+	var err error
+	for {
+		var b *pluginv1.CallBatch
+		if b, err = stream.Recv(); err != nil {
+			break
+		}
+		for _, req := range b.GetCalls() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results.push(s.callResult(ctx, req))
+			}()
+		}
 	}
-	return out, nil
+	wg.Wait() // a broken stream cancelled ctx, which ends the calls
+	close(done)
+	if werr := <-written; err == io.EOF {
+		return werr
+	}
+	return nil
+}
+
+// callResult makes one call of a Calls stream.
+func (s *transportServer) callResult(ctx context.Context, req *pluginv1.CallRequest) (*pluginv1.CallResult, int) {
+	out, failure := s.call(ctx, req)
+	if failure == nil {
+		res := &pluginv1.CallResult{Id: req.GetId(), Message: out}
+		if n, ok := batchSize(res, out, 0); ok {
+			return res, n
+		}
+		failure = errors.BadGateway("", "response from %s of %d bytes is over the plugin boundary's %d byte limit", req.GetAddress(), proto.Size(out), wireLimit)
+	}
+	text := envelopeText(failure)
+	return &pluginv1.CallResult{Id: req.GetId(), Error: text, NotSent: failure.Code == http.StatusServiceUnavailable}, len(text) + 32
+}
+
+// envelopeText is the JSON envelope of e, as ToStatus puts it in a status.
+func envelopeText(e *errors.Error) string {
+	return status.Convert(ToStatus(e)).Message()
 }
 
 // Stream opens a stream to the address of the host's first frame, confirms it
@@ -193,6 +263,7 @@ type servedListener struct {
 
 	sendMu  sync.Mutex // serialises Send; after stop, nothing more is sent
 	stopped bool
+	reqs    *batcher[*pluginv1.IncomingRequest] // when the host reads IncomingBatch
 
 	mu       sync.Mutex
 	nextID   uint64
@@ -218,6 +289,12 @@ func (l *servedListener) run() error {
 	go func() { serveErr <- l.ln.Serve(l) }()
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- l.recvLoop() }()
+	written := make(chan struct{})
+	if l.reqs != nil {
+		go l.writeRequests(written)
+	} else {
+		close(written)
+	}
 
 	var failed error
 	select {
@@ -239,7 +316,22 @@ func (l *servedListener) run() error {
 		<-serveErr
 	}
 	l.drainWG.Wait()
+	<-written
 	return ToStatus(failed)
+}
+
+// writeRequests is the writer of forwarded requests: it sends all that are
+// pending as one IncomingBatch until the session stops; requests it could not
+// send are answered with a 503.
+func (l *servedListener) writeRequests(written chan<- struct{}) {
+	defer close(written)
+	unsent, err := l.reqs.run(l.ctx.Done(), func(rs []*pluginv1.IncomingRequest) error {
+		return l.send(&pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Requests{Requests: &pluginv1.IncomingBatch{Requests: rs}}})
+	})
+	for _, r := range unsent {
+		resp := transportErrorMessage(errors.Unavailable("", "transport %s: cannot reach the host: %v", l.name, err))
+		l.deliver(&pluginv1.Response{Id: r.GetId(), Message: transportMessageToProto(resp)})
+	}
 }
 
 // recvLoop hands the host's messages to their requests and streams.
@@ -252,6 +344,10 @@ func (l *servedListener) recvLoop() error {
 		switch msg := m.GetMsg().(type) {
 		case *pluginv1.ListenerClientMessage_Response:
 			l.deliver(msg.Response)
+		case *pluginv1.ListenerClientMessage_Responses:
+			for _, r := range msg.Responses.GetResponses() {
+				l.deliver(r)
+			}
 		case *pluginv1.ListenerClientMessage_Stream:
 			l.route(msg.Stream)
 		case *pluginv1.ListenerClientMessage_Shutdown:
@@ -345,12 +441,21 @@ func (l *servedListener) ServeRequest(ctx context.Context, req *transport.Messag
 		l.mu.Unlock()
 	}()
 
-	m := &pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Request{Request: &pluginv1.IncomingRequest{Id: id, Message: transportMessageToProto(req)}}}
-	if n := proto.Size(m); n > wireLimit {
-		return transportErrorMessage(errors.PayloadTooLarge("", "request of %d bytes is over the plugin boundary's %d byte limit; send less", n, wireLimit))
-	}
-	if err := l.send(m); err != nil {
-		return transportErrorMessage(errors.Unavailable("", "transport %s: cannot reach the host: %v", l.name, err))
+	in := &pluginv1.IncomingRequest{Id: id, Message: transportMessageToProto(req)}
+	if l.reqs != nil {
+		if n, ok := batchSize(in, in.GetMessage(), 0); !ok {
+			return transportErrorMessage(errors.PayloadTooLarge("", "request of %d bytes is over the plugin boundary's %d byte limit; send less", n, wireLimit))
+		} else if !l.reqs.push(in, n) {
+			return transportErrorMessage(errors.Unavailable("", "transport %s: cannot reach the host: %v", l.name, errListenerGone("the host")))
+		}
+	} else {
+		m := &pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Request{Request: in}}
+		if n := proto.Size(m); n > wireLimit {
+			return transportErrorMessage(errors.PayloadTooLarge("", "request of %d bytes is over the plugin boundary's %d byte limit; send less", n, wireLimit))
+		}
+		if err := l.send(m); err != nil {
+			return transportErrorMessage(errors.Unavailable("", "transport %s: cannot reach the host: %v", l.name, err))
+		}
 	}
 	select {
 	case resp := <-ch:

@@ -1523,8 +1523,11 @@ func (x *Delivery) GetAttempt() int32 {
 }
 
 type ListenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// The host reads IncomingBatch messages; without it the plugin sends every
+	// request on its own.
+	Batch         bool `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1566,9 +1569,19 @@ func (x *ListenRequest) GetAddress() string {
 	return ""
 }
 
+func (x *ListenRequest) GetBatch() bool {
+	if x != nil {
+		return x.Batch
+	}
+	return false
+}
+
 type Bound struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// The plugin reads ResponseBatch messages; without it the host answers every
+	// request on its own.
+	Batch         bool `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1608,6 +1621,13 @@ func (x *Bound) GetAddress() string {
 		return x.Address
 	}
 	return ""
+}
+
+func (x *Bound) GetBatch() bool {
+	if x != nil {
+		return x.Batch
+	}
+	return false
 }
 
 type ShutdownListener struct {
@@ -1662,6 +1682,7 @@ type ListenerClientMessage struct {
 	//	*ListenerClientMessage_Response
 	//	*ListenerClientMessage_Stream
 	//	*ListenerClientMessage_Shutdown
+	//	*ListenerClientMessage_Responses
 	Msg           isListenerClientMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1740,6 +1761,15 @@ func (x *ListenerClientMessage) GetShutdown() *ShutdownListener {
 	return nil
 }
 
+func (x *ListenerClientMessage) GetResponses() *ResponseBatch {
+	if x != nil {
+		if x, ok := x.Msg.(*ListenerClientMessage_Responses); ok {
+			return x.Responses
+		}
+	}
+	return nil
+}
+
 type isListenerClientMessage_Msg interface {
 	isListenerClientMessage_Msg()
 }
@@ -1760,6 +1790,10 @@ type ListenerClientMessage_Shutdown struct {
 	Shutdown *ShutdownListener `protobuf:"bytes,4,opt,name=shutdown,proto3,oneof"`
 }
 
+type ListenerClientMessage_Responses struct {
+	Responses *ResponseBatch `protobuf:"bytes,5,opt,name=responses,proto3,oneof"` // answers to IncomingRequests, when Bound.batch
+}
+
 func (*ListenerClientMessage_Listen) isListenerClientMessage_Msg() {}
 
 func (*ListenerClientMessage_Response) isListenerClientMessage_Msg() {}
@@ -1767,6 +1801,8 @@ func (*ListenerClientMessage_Response) isListenerClientMessage_Msg() {}
 func (*ListenerClientMessage_Stream) isListenerClientMessage_Msg() {}
 
 func (*ListenerClientMessage_Shutdown) isListenerClientMessage_Msg() {}
+
+func (*ListenerClientMessage_Responses) isListenerClientMessage_Msg() {}
 
 type ListenerServerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1776,6 +1812,7 @@ type ListenerServerMessage struct {
 	//	*ListenerServerMessage_Request
 	//	*ListenerServerMessage_Stream
 	//	*ListenerServerMessage_ShutdownDone
+	//	*ListenerServerMessage_Requests
 	Msg           isListenerServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1854,6 +1891,15 @@ func (x *ListenerServerMessage) GetShutdownDone() *Empty {
 	return nil
 }
 
+func (x *ListenerServerMessage) GetRequests() *IncomingBatch {
+	if x != nil {
+		if x, ok := x.Msg.(*ListenerServerMessage_Requests); ok {
+			return x.Requests
+		}
+	}
+	return nil
+}
+
 type isListenerServerMessage_Msg interface {
 	isListenerServerMessage_Msg()
 }
@@ -1874,6 +1920,10 @@ type ListenerServerMessage_ShutdownDone struct {
 	ShutdownDone *Empty `protobuf:"bytes,4,opt,name=shutdown_done,json=shutdownDone,proto3,oneof"`
 }
 
+type ListenerServerMessage_Requests struct {
+	Requests *IncomingBatch `protobuf:"bytes,5,opt,name=requests,proto3,oneof"` // many IncomingRequests, when ListenRequest.batch
+}
+
 func (*ListenerServerMessage_Bound) isListenerServerMessage_Msg() {}
 
 func (*ListenerServerMessage_Request) isListenerServerMessage_Msg() {}
@@ -1881,6 +1931,96 @@ func (*ListenerServerMessage_Request) isListenerServerMessage_Msg() {}
 func (*ListenerServerMessage_Stream) isListenerServerMessage_Msg() {}
 
 func (*ListenerServerMessage_ShutdownDone) isListenerServerMessage_Msg() {}
+
+func (*ListenerServerMessage_Requests) isListenerServerMessage_Msg() {}
+
+type IncomingBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*IncomingRequest     `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IncomingBatch) Reset() {
+	*x = IncomingBatch{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IncomingBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IncomingBatch) ProtoMessage() {}
+
+func (x *IncomingBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IncomingBatch.ProtoReflect.Descriptor instead.
+func (*IncomingBatch) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *IncomingBatch) GetRequests() []*IncomingRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type ResponseBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Responses     []*Response            `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseBatch) Reset() {
+	*x = ResponseBatch{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseBatch) ProtoMessage() {}
+
+func (x *ResponseBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseBatch.ProtoReflect.Descriptor instead.
+func (*ResponseBatch) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ResponseBatch) GetResponses() []*Response {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
 
 type IncomingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1892,7 +2032,7 @@ type IncomingRequest struct {
 
 func (x *IncomingRequest) Reset() {
 	*x = IncomingRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2044,7 @@ func (x *IncomingRequest) String() string {
 func (*IncomingRequest) ProtoMessage() {}
 
 func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2057,7 @@ func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingRequest.ProtoReflect.Descriptor instead.
 func (*IncomingRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *IncomingRequest) GetId() uint64 {
@@ -1944,7 +2084,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2096,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2109,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Response) GetId() uint64 {
@@ -1991,13 +2131,14 @@ type CallRequest struct {
 	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	Message       *Message               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	TimeoutMs     int64                  `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Id            uint64                 `protobuf:"varint,4,opt,name=id,proto3" json:"id,omitempty"` // on a Calls stream: the id its CallResult answers to
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2150,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2163,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CallRequest) GetAddress() string {
@@ -2046,6 +2187,169 @@ func (x *CallRequest) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *CallRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type CallBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*CallRequest         `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallBatch) Reset() {
+	*x = CallBatch{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallBatch) ProtoMessage() {}
+
+func (x *CallBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallBatch.ProtoReflect.Descriptor instead.
+func (*CallBatch) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CallBatch) GetCalls() []*CallRequest {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+type CallResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Message       *Message               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`                 // the response, when error is empty
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`                     // the JSON error envelope of a failed call
+	NotSent       bool                   `protobuf:"varint,4,opt,name=not_sent,json=notSent,proto3" json:"not_sent,omitempty"` // the failure happened before the request left (a 503)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallResult) Reset() {
+	*x = CallResult{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallResult) ProtoMessage() {}
+
+func (x *CallResult) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
+func (*CallResult) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CallResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallResult) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *CallResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CallResult) GetNotSent() bool {
+	if x != nil {
+		return x.NotSent
+	}
+	return false
+}
+
+type CallResultBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*CallResult          `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallResultBatch) Reset() {
+	*x = CallResultBatch{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallResultBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallResultBatch) ProtoMessage() {}
+
+func (x *CallResultBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallResultBatch.ProtoReflect.Descriptor instead.
+func (*CallResultBatch) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CallResultBatch) GetResults() []*CallResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // StreamFrame is one event of a stream. On Listen streams, id tells streams
 // apart; on Stream calls it is unused.
 type StreamFrame struct {
@@ -2065,7 +2369,7 @@ type StreamFrame struct {
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2381,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2394,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StreamFrame) GetId() uint64 {
@@ -2196,7 +2500,7 @@ type StreamOpen struct {
 
 func (x *StreamOpen) Reset() {
 	*x = StreamOpen{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2512,7 @@ func (x *StreamOpen) String() string {
 func (*StreamOpen) ProtoMessage() {}
 
 func (x *StreamOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2525,7 @@ func (x *StreamOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOpen.ProtoReflect.Descriptor instead.
 func (*StreamOpen) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StreamOpen) GetAddress() string {
@@ -2247,7 +2551,7 @@ type EncodeRequest struct {
 
 func (x *EncodeRequest) Reset() {
 	*x = EncodeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2563,7 @@ func (x *EncodeRequest) String() string {
 func (*EncodeRequest) ProtoMessage() {}
 
 func (x *EncodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2576,7 @@ func (x *EncodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeRequest.ProtoReflect.Descriptor instead.
 func (*EncodeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *EncodeRequest) GetJson() []byte {
@@ -2291,7 +2595,7 @@ type EncodeResponse struct {
 
 func (x *EncodeResponse) Reset() {
 	*x = EncodeResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2607,7 @@ func (x *EncodeResponse) String() string {
 func (*EncodeResponse) ProtoMessage() {}
 
 func (x *EncodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2620,7 @@ func (x *EncodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeResponse.ProtoReflect.Descriptor instead.
 func (*EncodeResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *EncodeResponse) GetData() []byte {
@@ -2335,7 +2639,7 @@ type DecodeRequest struct {
 
 func (x *DecodeRequest) Reset() {
 	*x = DecodeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2651,7 @@ func (x *DecodeRequest) String() string {
 func (*DecodeRequest) ProtoMessage() {}
 
 func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2664,7 @@ func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeRequest.ProtoReflect.Descriptor instead.
 func (*DecodeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DecodeRequest) GetData() []byte {
@@ -2379,7 +2683,7 @@ type DecodeResponse struct {
 
 func (x *DecodeResponse) Reset() {
 	*x = DecodeResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +2695,7 @@ func (x *DecodeResponse) String() string {
 func (*DecodeResponse) ProtoMessage() {}
 
 func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,7 +2708,7 @@ func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeResponse.ProtoReflect.Descriptor instead.
 func (*DecodeResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DecodeResponse) GetJson() []byte {
@@ -2522,36 +2826,55 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x122\n" +
 	"\amessage\x18\x03 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\x12\x18\n" +
-	"\aattempt\x18\x04 \x01(\x05R\aattempt\")\n" +
+	"\aattempt\x18\x04 \x01(\x05R\aattempt\"?\n" +
 	"\rListenRequest\x12\x18\n" +
-	"\aaddress\x18\x01 \x01(\tR\aaddress\"!\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\bR\x05batch\"7\n" +
 	"\x05Bound\x12\x18\n" +
-	"\aaddress\x18\x01 \x01(\tR\aaddress\"<\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\bR\x05batch\"<\n" +
 	"\x10ShutdownListener\x12(\n" +
-	"\x10drain_timeout_ms\x18\x01 \x01(\x03R\x0edrainTimeoutMs\"\x8a\x02\n" +
+	"\x10drain_timeout_ms\x18\x01 \x01(\x03R\x0edrainTimeoutMs\"\xca\x02\n" +
 	"\x15ListenerClientMessage\x128\n" +
 	"\x06listen\x18\x01 \x01(\v2\x1e.micro.plugin.v1.ListenRequestH\x00R\x06listen\x127\n" +
 	"\bresponse\x18\x02 \x01(\v2\x19.micro.plugin.v1.ResponseH\x00R\bresponse\x126\n" +
 	"\x06stream\x18\x03 \x01(\v2\x1c.micro.plugin.v1.StreamFrameH\x00R\x06stream\x12?\n" +
-	"\bshutdown\x18\x04 \x01(\v2!.micro.plugin.v1.ShutdownListenerH\x00R\bshutdownB\x05\n" +
-	"\x03msg\"\x83\x02\n" +
+	"\bshutdown\x18\x04 \x01(\v2!.micro.plugin.v1.ShutdownListenerH\x00R\bshutdown\x12>\n" +
+	"\tresponses\x18\x05 \x01(\v2\x1e.micro.plugin.v1.ResponseBatchH\x00R\tresponsesB\x05\n" +
+	"\x03msg\"\xc1\x02\n" +
 	"\x15ListenerServerMessage\x12.\n" +
 	"\x05bound\x18\x01 \x01(\v2\x16.micro.plugin.v1.BoundH\x00R\x05bound\x12<\n" +
 	"\arequest\x18\x02 \x01(\v2 .micro.plugin.v1.IncomingRequestH\x00R\arequest\x126\n" +
 	"\x06stream\x18\x03 \x01(\v2\x1c.micro.plugin.v1.StreamFrameH\x00R\x06stream\x12=\n" +
-	"\rshutdown_done\x18\x04 \x01(\v2\x16.micro.plugin.v1.EmptyH\x00R\fshutdownDoneB\x05\n" +
-	"\x03msg\"U\n" +
+	"\rshutdown_done\x18\x04 \x01(\v2\x16.micro.plugin.v1.EmptyH\x00R\fshutdownDone\x12<\n" +
+	"\brequests\x18\x05 \x01(\v2\x1e.micro.plugin.v1.IncomingBatchH\x00R\brequestsB\x05\n" +
+	"\x03msg\"M\n" +
+	"\rIncomingBatch\x12<\n" +
+	"\brequests\x18\x01 \x03(\v2 .micro.plugin.v1.IncomingRequestR\brequests\"H\n" +
+	"\rResponseBatch\x127\n" +
+	"\tresponses\x18\x01 \x03(\v2\x19.micro.plugin.v1.ResponseR\tresponses\"U\n" +
 	"\x0fIncomingRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
 	"\amessage\x18\x02 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\"N\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
-	"\amessage\x18\x02 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\"z\n" +
+	"\amessage\x18\x02 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\"\x8a\x01\n" +
 	"\vCallRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x122\n" +
 	"\amessage\x18\x02 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"\xec\x01\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\x04R\x02id\"?\n" +
+	"\tCallBatch\x122\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1c.micro.plugin.v1.CallRequestR\x05calls\"\x81\x01\n" +
+	"\n" +
+	"CallResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
+	"\amessage\x18\x02 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x19\n" +
+	"\bnot_sent\x18\x04 \x01(\bR\anotSent\"H\n" +
+	"\x0fCallResultBatch\x125\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.micro.plugin.v1.CallResultR\aresults\"\xec\x01\n" +
 	"\vStreamFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x121\n" +
 	"\x04open\x18\x02 \x01(\v2\x1b.micro.plugin.v1.StreamOpenH\x00R\x04open\x12\x14\n" +
@@ -2592,10 +2915,11 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06Broker\x12B\n" +
 	"\aPublish\x12\x1f.micro.plugin.v1.PublishRequest\x1a\x16.micro.plugin.v1.Empty\x12Q\n" +
 	"\rPublishStream\x12\x1f.micro.plugin.v1.PublishRequest\x1a\x1b.micro.plugin.v1.PublishAck(\x010\x01\x12S\n" +
-	"\tSubscribe\x12'.micro.plugin.v1.SubscribeClientMessage\x1a\x19.micro.plugin.v1.Delivery(\x010\x012\xf3\x01\n" +
+	"\tSubscribe\x12'.micro.plugin.v1.SubscribeClientMessage\x1a\x19.micro.plugin.v1.Delivery(\x010\x012\xbe\x02\n" +
 	"\tTransport\x12\\\n" +
 	"\x06Listen\x12&.micro.plugin.v1.ListenerClientMessage\x1a&.micro.plugin.v1.ListenerServerMessage(\x010\x01\x12>\n" +
-	"\x04Call\x12\x1c.micro.plugin.v1.CallRequest\x1a\x18.micro.plugin.v1.Message\x12H\n" +
+	"\x04Call\x12\x1c.micro.plugin.v1.CallRequest\x1a\x18.micro.plugin.v1.Message\x12I\n" +
+	"\x05Calls\x12\x1a.micro.plugin.v1.CallBatch\x1a .micro.plugin.v1.CallResultBatch(\x010\x01\x12H\n" +
 	"\x06Stream\x12\x1c.micro.plugin.v1.StreamFrame\x1a\x1c.micro.plugin.v1.StreamFrame(\x010\x012\x9d\x01\n" +
 	"\x05Codec\x12I\n" +
 	"\x06Encode\x12\x1e.micro.plugin.v1.EncodeRequest\x1a\x1f.micro.plugin.v1.EncodeResponse\x12I\n" +
@@ -2614,7 +2938,7 @@ func file_micro_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_micro_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_micro_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_micro_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_micro_plugin_v1_plugin_proto_goTypes = []any{
 	(WatchEvent_Type)(0),           // 0: micro.plugin.v1.WatchEvent.Type
 	(*DescribeRequest)(nil),        // 1: micro.plugin.v1.DescribeRequest
@@ -2649,92 +2973,106 @@ var file_micro_plugin_v1_plugin_proto_goTypes = []any{
 	(*ShutdownListener)(nil),       // 30: micro.plugin.v1.ShutdownListener
 	(*ListenerClientMessage)(nil),  // 31: micro.plugin.v1.ListenerClientMessage
 	(*ListenerServerMessage)(nil),  // 32: micro.plugin.v1.ListenerServerMessage
-	(*IncomingRequest)(nil),        // 33: micro.plugin.v1.IncomingRequest
-	(*Response)(nil),               // 34: micro.plugin.v1.Response
-	(*CallRequest)(nil),            // 35: micro.plugin.v1.CallRequest
-	(*StreamFrame)(nil),            // 36: micro.plugin.v1.StreamFrame
-	(*StreamOpen)(nil),             // 37: micro.plugin.v1.StreamOpen
-	(*EncodeRequest)(nil),          // 38: micro.plugin.v1.EncodeRequest
-	(*EncodeResponse)(nil),         // 39: micro.plugin.v1.EncodeResponse
-	(*DecodeRequest)(nil),          // 40: micro.plugin.v1.DecodeRequest
-	(*DecodeResponse)(nil),         // 41: micro.plugin.v1.DecodeResponse
-	nil,                            // 42: micro.plugin.v1.Service.MetadataEntry
-	nil,                            // 43: micro.plugin.v1.Endpoint.MetadataEntry
-	nil,                            // 44: micro.plugin.v1.Node.MetadataEntry
-	nil,                            // 45: micro.plugin.v1.Message.HeaderEntry
-	nil,                            // 46: micro.plugin.v1.StreamOpen.HeaderEntry
+	(*IncomingBatch)(nil),          // 33: micro.plugin.v1.IncomingBatch
+	(*ResponseBatch)(nil),          // 34: micro.plugin.v1.ResponseBatch
+	(*IncomingRequest)(nil),        // 35: micro.plugin.v1.IncomingRequest
+	(*Response)(nil),               // 36: micro.plugin.v1.Response
+	(*CallRequest)(nil),            // 37: micro.plugin.v1.CallRequest
+	(*CallBatch)(nil),              // 38: micro.plugin.v1.CallBatch
+	(*CallResult)(nil),             // 39: micro.plugin.v1.CallResult
+	(*CallResultBatch)(nil),        // 40: micro.plugin.v1.CallResultBatch
+	(*StreamFrame)(nil),            // 41: micro.plugin.v1.StreamFrame
+	(*StreamOpen)(nil),             // 42: micro.plugin.v1.StreamOpen
+	(*EncodeRequest)(nil),          // 43: micro.plugin.v1.EncodeRequest
+	(*EncodeResponse)(nil),         // 44: micro.plugin.v1.EncodeResponse
+	(*DecodeRequest)(nil),          // 45: micro.plugin.v1.DecodeRequest
+	(*DecodeResponse)(nil),         // 46: micro.plugin.v1.DecodeResponse
+	nil,                            // 47: micro.plugin.v1.Service.MetadataEntry
+	nil,                            // 48: micro.plugin.v1.Endpoint.MetadataEntry
+	nil,                            // 49: micro.plugin.v1.Node.MetadataEntry
+	nil,                            // 50: micro.plugin.v1.Message.HeaderEntry
+	nil,                            // 51: micro.plugin.v1.StreamOpen.HeaderEntry
 }
 var file_micro_plugin_v1_plugin_proto_depIdxs = []int32{
-	42, // 0: micro.plugin.v1.Service.metadata:type_name -> micro.plugin.v1.Service.MetadataEntry
+	47, // 0: micro.plugin.v1.Service.metadata:type_name -> micro.plugin.v1.Service.MetadataEntry
 	11, // 1: micro.plugin.v1.Service.endpoints:type_name -> micro.plugin.v1.Endpoint
 	12, // 2: micro.plugin.v1.Service.nodes:type_name -> micro.plugin.v1.Node
-	43, // 3: micro.plugin.v1.Endpoint.metadata:type_name -> micro.plugin.v1.Endpoint.MetadataEntry
-	44, // 4: micro.plugin.v1.Node.metadata:type_name -> micro.plugin.v1.Node.MetadataEntry
+	48, // 3: micro.plugin.v1.Endpoint.metadata:type_name -> micro.plugin.v1.Endpoint.MetadataEntry
+	49, // 4: micro.plugin.v1.Node.metadata:type_name -> micro.plugin.v1.Node.MetadataEntry
 	10, // 5: micro.plugin.v1.RegisterRequest.service:type_name -> micro.plugin.v1.Service
 	10, // 6: micro.plugin.v1.DeregisterRequest.service:type_name -> micro.plugin.v1.Service
 	10, // 7: micro.plugin.v1.GetServiceResponse.services:type_name -> micro.plugin.v1.Service
 	10, // 8: micro.plugin.v1.ListServicesResponse.services:type_name -> micro.plugin.v1.Service
 	0,  // 9: micro.plugin.v1.WatchEvent.type:type_name -> micro.plugin.v1.WatchEvent.Type
 	10, // 10: micro.plugin.v1.WatchEvent.service:type_name -> micro.plugin.v1.Service
-	45, // 11: micro.plugin.v1.Message.header:type_name -> micro.plugin.v1.Message.HeaderEntry
+	50, // 11: micro.plugin.v1.Message.header:type_name -> micro.plugin.v1.Message.HeaderEntry
 	21, // 12: micro.plugin.v1.PublishRequest.message:type_name -> micro.plugin.v1.Message
 	24, // 13: micro.plugin.v1.SubscribeClientMessage.subscribe:type_name -> micro.plugin.v1.SubscribeRequest
 	25, // 14: micro.plugin.v1.SubscribeClientMessage.settle:type_name -> micro.plugin.v1.Settle
 	21, // 15: micro.plugin.v1.Delivery.message:type_name -> micro.plugin.v1.Message
 	28, // 16: micro.plugin.v1.ListenerClientMessage.listen:type_name -> micro.plugin.v1.ListenRequest
-	34, // 17: micro.plugin.v1.ListenerClientMessage.response:type_name -> micro.plugin.v1.Response
-	36, // 18: micro.plugin.v1.ListenerClientMessage.stream:type_name -> micro.plugin.v1.StreamFrame
+	36, // 17: micro.plugin.v1.ListenerClientMessage.response:type_name -> micro.plugin.v1.Response
+	41, // 18: micro.plugin.v1.ListenerClientMessage.stream:type_name -> micro.plugin.v1.StreamFrame
 	30, // 19: micro.plugin.v1.ListenerClientMessage.shutdown:type_name -> micro.plugin.v1.ShutdownListener
-	29, // 20: micro.plugin.v1.ListenerServerMessage.bound:type_name -> micro.plugin.v1.Bound
-	33, // 21: micro.plugin.v1.ListenerServerMessage.request:type_name -> micro.plugin.v1.IncomingRequest
-	36, // 22: micro.plugin.v1.ListenerServerMessage.stream:type_name -> micro.plugin.v1.StreamFrame
-	9,  // 23: micro.plugin.v1.ListenerServerMessage.shutdown_done:type_name -> micro.plugin.v1.Empty
-	21, // 24: micro.plugin.v1.IncomingRequest.message:type_name -> micro.plugin.v1.Message
-	21, // 25: micro.plugin.v1.Response.message:type_name -> micro.plugin.v1.Message
-	21, // 26: micro.plugin.v1.CallRequest.message:type_name -> micro.plugin.v1.Message
-	37, // 27: micro.plugin.v1.StreamFrame.open:type_name -> micro.plugin.v1.StreamOpen
-	9,  // 28: micro.plugin.v1.StreamFrame.close_send:type_name -> micro.plugin.v1.Empty
-	9,  // 29: micro.plugin.v1.StreamFrame.end:type_name -> micro.plugin.v1.Empty
-	46, // 30: micro.plugin.v1.StreamOpen.header:type_name -> micro.plugin.v1.StreamOpen.HeaderEntry
-	1,  // 31: micro.plugin.v1.Plugin.Describe:input_type -> micro.plugin.v1.DescribeRequest
-	3,  // 32: micro.plugin.v1.Plugin.Configure:input_type -> micro.plugin.v1.ConfigureRequest
-	5,  // 33: micro.plugin.v1.Plugin.Health:input_type -> micro.plugin.v1.HealthRequest
-	7,  // 34: micro.plugin.v1.Plugin.Shutdown:input_type -> micro.plugin.v1.ShutdownRequest
-	13, // 35: micro.plugin.v1.Registry.Register:input_type -> micro.plugin.v1.RegisterRequest
-	14, // 36: micro.plugin.v1.Registry.Deregister:input_type -> micro.plugin.v1.DeregisterRequest
-	15, // 37: micro.plugin.v1.Registry.GetService:input_type -> micro.plugin.v1.GetServiceRequest
-	17, // 38: micro.plugin.v1.Registry.ListServices:input_type -> micro.plugin.v1.ListServicesRequest
-	19, // 39: micro.plugin.v1.Registry.Watch:input_type -> micro.plugin.v1.WatchRequest
-	22, // 40: micro.plugin.v1.Broker.Publish:input_type -> micro.plugin.v1.PublishRequest
-	22, // 41: micro.plugin.v1.Broker.PublishStream:input_type -> micro.plugin.v1.PublishRequest
-	26, // 42: micro.plugin.v1.Broker.Subscribe:input_type -> micro.plugin.v1.SubscribeClientMessage
-	31, // 43: micro.plugin.v1.Transport.Listen:input_type -> micro.plugin.v1.ListenerClientMessage
-	35, // 44: micro.plugin.v1.Transport.Call:input_type -> micro.plugin.v1.CallRequest
-	36, // 45: micro.plugin.v1.Transport.Stream:input_type -> micro.plugin.v1.StreamFrame
-	38, // 46: micro.plugin.v1.Codec.Encode:input_type -> micro.plugin.v1.EncodeRequest
-	40, // 47: micro.plugin.v1.Codec.Decode:input_type -> micro.plugin.v1.DecodeRequest
-	2,  // 48: micro.plugin.v1.Plugin.Describe:output_type -> micro.plugin.v1.DescribeResponse
-	4,  // 49: micro.plugin.v1.Plugin.Configure:output_type -> micro.plugin.v1.ConfigureResponse
-	6,  // 50: micro.plugin.v1.Plugin.Health:output_type -> micro.plugin.v1.HealthResponse
-	8,  // 51: micro.plugin.v1.Plugin.Shutdown:output_type -> micro.plugin.v1.ShutdownResponse
-	9,  // 52: micro.plugin.v1.Registry.Register:output_type -> micro.plugin.v1.Empty
-	9,  // 53: micro.plugin.v1.Registry.Deregister:output_type -> micro.plugin.v1.Empty
-	16, // 54: micro.plugin.v1.Registry.GetService:output_type -> micro.plugin.v1.GetServiceResponse
-	18, // 55: micro.plugin.v1.Registry.ListServices:output_type -> micro.plugin.v1.ListServicesResponse
-	20, // 56: micro.plugin.v1.Registry.Watch:output_type -> micro.plugin.v1.WatchEvent
-	9,  // 57: micro.plugin.v1.Broker.Publish:output_type -> micro.plugin.v1.Empty
-	23, // 58: micro.plugin.v1.Broker.PublishStream:output_type -> micro.plugin.v1.PublishAck
-	27, // 59: micro.plugin.v1.Broker.Subscribe:output_type -> micro.plugin.v1.Delivery
-	32, // 60: micro.plugin.v1.Transport.Listen:output_type -> micro.plugin.v1.ListenerServerMessage
-	21, // 61: micro.plugin.v1.Transport.Call:output_type -> micro.plugin.v1.Message
-	36, // 62: micro.plugin.v1.Transport.Stream:output_type -> micro.plugin.v1.StreamFrame
-	39, // 63: micro.plugin.v1.Codec.Encode:output_type -> micro.plugin.v1.EncodeResponse
-	41, // 64: micro.plugin.v1.Codec.Decode:output_type -> micro.plugin.v1.DecodeResponse
-	48, // [48:65] is the sub-list for method output_type
-	31, // [31:48] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	34, // 20: micro.plugin.v1.ListenerClientMessage.responses:type_name -> micro.plugin.v1.ResponseBatch
+	29, // 21: micro.plugin.v1.ListenerServerMessage.bound:type_name -> micro.plugin.v1.Bound
+	35, // 22: micro.plugin.v1.ListenerServerMessage.request:type_name -> micro.plugin.v1.IncomingRequest
+	41, // 23: micro.plugin.v1.ListenerServerMessage.stream:type_name -> micro.plugin.v1.StreamFrame
+	9,  // 24: micro.plugin.v1.ListenerServerMessage.shutdown_done:type_name -> micro.plugin.v1.Empty
+	33, // 25: micro.plugin.v1.ListenerServerMessage.requests:type_name -> micro.plugin.v1.IncomingBatch
+	35, // 26: micro.plugin.v1.IncomingBatch.requests:type_name -> micro.plugin.v1.IncomingRequest
+	36, // 27: micro.plugin.v1.ResponseBatch.responses:type_name -> micro.plugin.v1.Response
+	21, // 28: micro.plugin.v1.IncomingRequest.message:type_name -> micro.plugin.v1.Message
+	21, // 29: micro.plugin.v1.Response.message:type_name -> micro.plugin.v1.Message
+	21, // 30: micro.plugin.v1.CallRequest.message:type_name -> micro.plugin.v1.Message
+	37, // 31: micro.plugin.v1.CallBatch.calls:type_name -> micro.plugin.v1.CallRequest
+	21, // 32: micro.plugin.v1.CallResult.message:type_name -> micro.plugin.v1.Message
+	39, // 33: micro.plugin.v1.CallResultBatch.results:type_name -> micro.plugin.v1.CallResult
+	42, // 34: micro.plugin.v1.StreamFrame.open:type_name -> micro.plugin.v1.StreamOpen
+	9,  // 35: micro.plugin.v1.StreamFrame.close_send:type_name -> micro.plugin.v1.Empty
+	9,  // 36: micro.plugin.v1.StreamFrame.end:type_name -> micro.plugin.v1.Empty
+	51, // 37: micro.plugin.v1.StreamOpen.header:type_name -> micro.plugin.v1.StreamOpen.HeaderEntry
+	1,  // 38: micro.plugin.v1.Plugin.Describe:input_type -> micro.plugin.v1.DescribeRequest
+	3,  // 39: micro.plugin.v1.Plugin.Configure:input_type -> micro.plugin.v1.ConfigureRequest
+	5,  // 40: micro.plugin.v1.Plugin.Health:input_type -> micro.plugin.v1.HealthRequest
+	7,  // 41: micro.plugin.v1.Plugin.Shutdown:input_type -> micro.plugin.v1.ShutdownRequest
+	13, // 42: micro.plugin.v1.Registry.Register:input_type -> micro.plugin.v1.RegisterRequest
+	14, // 43: micro.plugin.v1.Registry.Deregister:input_type -> micro.plugin.v1.DeregisterRequest
+	15, // 44: micro.plugin.v1.Registry.GetService:input_type -> micro.plugin.v1.GetServiceRequest
+	17, // 45: micro.plugin.v1.Registry.ListServices:input_type -> micro.plugin.v1.ListServicesRequest
+	19, // 46: micro.plugin.v1.Registry.Watch:input_type -> micro.plugin.v1.WatchRequest
+	22, // 47: micro.plugin.v1.Broker.Publish:input_type -> micro.plugin.v1.PublishRequest
+	22, // 48: micro.plugin.v1.Broker.PublishStream:input_type -> micro.plugin.v1.PublishRequest
+	26, // 49: micro.plugin.v1.Broker.Subscribe:input_type -> micro.plugin.v1.SubscribeClientMessage
+	31, // 50: micro.plugin.v1.Transport.Listen:input_type -> micro.plugin.v1.ListenerClientMessage
+	37, // 51: micro.plugin.v1.Transport.Call:input_type -> micro.plugin.v1.CallRequest
+	38, // 52: micro.plugin.v1.Transport.Calls:input_type -> micro.plugin.v1.CallBatch
+	41, // 53: micro.plugin.v1.Transport.Stream:input_type -> micro.plugin.v1.StreamFrame
+	43, // 54: micro.plugin.v1.Codec.Encode:input_type -> micro.plugin.v1.EncodeRequest
+	45, // 55: micro.plugin.v1.Codec.Decode:input_type -> micro.plugin.v1.DecodeRequest
+	2,  // 56: micro.plugin.v1.Plugin.Describe:output_type -> micro.plugin.v1.DescribeResponse
+	4,  // 57: micro.plugin.v1.Plugin.Configure:output_type -> micro.plugin.v1.ConfigureResponse
+	6,  // 58: micro.plugin.v1.Plugin.Health:output_type -> micro.plugin.v1.HealthResponse
+	8,  // 59: micro.plugin.v1.Plugin.Shutdown:output_type -> micro.plugin.v1.ShutdownResponse
+	9,  // 60: micro.plugin.v1.Registry.Register:output_type -> micro.plugin.v1.Empty
+	9,  // 61: micro.plugin.v1.Registry.Deregister:output_type -> micro.plugin.v1.Empty
+	16, // 62: micro.plugin.v1.Registry.GetService:output_type -> micro.plugin.v1.GetServiceResponse
+	18, // 63: micro.plugin.v1.Registry.ListServices:output_type -> micro.plugin.v1.ListServicesResponse
+	20, // 64: micro.plugin.v1.Registry.Watch:output_type -> micro.plugin.v1.WatchEvent
+	9,  // 65: micro.plugin.v1.Broker.Publish:output_type -> micro.plugin.v1.Empty
+	23, // 66: micro.plugin.v1.Broker.PublishStream:output_type -> micro.plugin.v1.PublishAck
+	27, // 67: micro.plugin.v1.Broker.Subscribe:output_type -> micro.plugin.v1.Delivery
+	32, // 68: micro.plugin.v1.Transport.Listen:output_type -> micro.plugin.v1.ListenerServerMessage
+	21, // 69: micro.plugin.v1.Transport.Call:output_type -> micro.plugin.v1.Message
+	40, // 70: micro.plugin.v1.Transport.Calls:output_type -> micro.plugin.v1.CallResultBatch
+	41, // 71: micro.plugin.v1.Transport.Stream:output_type -> micro.plugin.v1.StreamFrame
+	44, // 72: micro.plugin.v1.Codec.Encode:output_type -> micro.plugin.v1.EncodeResponse
+	46, // 73: micro.plugin.v1.Codec.Decode:output_type -> micro.plugin.v1.DecodeResponse
+	56, // [56:74] is the sub-list for method output_type
+	38, // [38:56] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_micro_plugin_v1_plugin_proto_init() }
@@ -2751,14 +3089,16 @@ func file_micro_plugin_v1_plugin_proto_init() {
 		(*ListenerClientMessage_Response)(nil),
 		(*ListenerClientMessage_Stream)(nil),
 		(*ListenerClientMessage_Shutdown)(nil),
+		(*ListenerClientMessage_Responses)(nil),
 	}
 	file_micro_plugin_v1_plugin_proto_msgTypes[31].OneofWrappers = []any{
 		(*ListenerServerMessage_Bound)(nil),
 		(*ListenerServerMessage_Request)(nil),
 		(*ListenerServerMessage_Stream)(nil),
 		(*ListenerServerMessage_ShutdownDone)(nil),
+		(*ListenerServerMessage_Requests)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[35].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[40].OneofWrappers = []any{
 		(*StreamFrame_Open)(nil),
 		(*StreamFrame_Data)(nil),
 		(*StreamFrame_CloseSend)(nil),
@@ -2771,7 +3111,7 @@ func file_micro_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_micro_plugin_v1_plugin_proto_rawDesc), len(file_micro_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   46,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

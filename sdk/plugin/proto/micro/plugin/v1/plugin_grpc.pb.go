@@ -692,6 +692,7 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 const (
 	Transport_Listen_FullMethodName = "/micro.plugin.v1.Transport/Listen"
 	Transport_Call_FullMethodName   = "/micro.plugin.v1.Transport/Call"
+	Transport_Calls_FullMethodName  = "/micro.plugin.v1.Transport/Calls"
 	Transport_Stream_FullMethodName = "/micro.plugin.v1.Transport/Stream"
 )
 
@@ -705,6 +706,11 @@ type TransportClient interface {
 	Listen(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ListenerClientMessage, ListenerServerMessage], error)
 	// Call sends one request message to addr and returns the response.
 	Call(ctx context.Context, in *CallRequest, opts ...grpc.CallOption) (*Message, error)
+	// Calls multiplexes calls over one long-lived stream: the host sends batches
+	// of calls, each with an id unique on the stream; the plugin runs them
+	// concurrently and answers with batches of results, matched by id. Hosts fall
+	// back to Call when a plugin answers Unimplemented.
+	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallBatch, CallResultBatch], error)
 	// Stream opens a stream to addr: the first frame carries addr and header.
 	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamFrame, StreamFrame], error)
 }
@@ -740,9 +746,22 @@ func (c *transportClient) Call(ctx context.Context, in *CallRequest, opts ...grp
 	return out, nil
 }
 
+func (c *transportClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallBatch, CallResultBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[1], Transport_Calls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallBatch, CallResultBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_CallsClient = grpc.BidiStreamingClient[CallBatch, CallResultBatch]
+
 func (c *transportClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamFrame, StreamFrame], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[1], Transport_Stream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[2], Transport_Stream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -763,6 +782,11 @@ type TransportServer interface {
 	Listen(grpc.BidiStreamingServer[ListenerClientMessage, ListenerServerMessage]) error
 	// Call sends one request message to addr and returns the response.
 	Call(context.Context, *CallRequest) (*Message, error)
+	// Calls multiplexes calls over one long-lived stream: the host sends batches
+	// of calls, each with an id unique on the stream; the plugin runs them
+	// concurrently and answers with batches of results, matched by id. Hosts fall
+	// back to Call when a plugin answers Unimplemented.
+	Calls(grpc.BidiStreamingServer[CallBatch, CallResultBatch]) error
 	// Stream opens a stream to addr: the first frame carries addr and header.
 	Stream(grpc.BidiStreamingServer[StreamFrame, StreamFrame]) error
 	mustEmbedUnimplementedTransportServer()
@@ -780,6 +804,9 @@ func (UnimplementedTransportServer) Listen(grpc.BidiStreamingServer[ListenerClie
 }
 func (UnimplementedTransportServer) Call(context.Context, *CallRequest) (*Message, error) {
 	return nil, status.Error(codes.Unimplemented, "method Call not implemented")
+}
+func (UnimplementedTransportServer) Calls(grpc.BidiStreamingServer[CallBatch, CallResultBatch]) error {
+	return status.Error(codes.Unimplemented, "method Calls not implemented")
 }
 func (UnimplementedTransportServer) Stream(grpc.BidiStreamingServer[StreamFrame, StreamFrame]) error {
 	return status.Error(codes.Unimplemented, "method Stream not implemented")
@@ -830,6 +857,13 @@ func _Transport_Call_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Transport_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TransportServer).Calls(&grpc.GenericServerStream[CallBatch, CallResultBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_CallsServer = grpc.BidiStreamingServer[CallBatch, CallResultBatch]
+
 func _Transport_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(TransportServer).Stream(&grpc.GenericServerStream[StreamFrame, StreamFrame]{ServerStream: stream})
 }
@@ -853,6 +887,12 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Listen",
 			Handler:       _Transport_Listen_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Calls",
+			Handler:       _Transport_Calls_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
