@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/microhost/micro/host/config"
+	"github.com/microhost/micro/host/plugins"
 	"github.com/microhost/micro/sdk/registry"
 )
 
@@ -102,7 +103,7 @@ func (c *child) start(h *Host) error {
 	for k, v := range c.cfg.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	out := &logLines{log: c.log}
+	out := plugins.LineWriter(func(line []byte) { childLogLine(c.log, line) })
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -171,37 +172,12 @@ func (c *child) pid() int {
 	return c.cmd.Process.Pid
 }
 
-// logLines logs each line a child writes, tagged with its service.
-type logLines struct {
-	log hclog.Logger
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := bytes.TrimRight(l.buf[:i], "\r")
-		l.buf = l.buf[i+1:]
-		if len(line) > 0 {
-			l.logLine(line)
-		}
-	}
-	return len(p), nil
-}
-
-// logLine re-logs a child's hclog JSON line at its own level with its fields;
-// any other line is logged as is.
-func (l *logLines) logLine(line []byte) {
+// childLogLine re-logs a child's hclog JSON line at its own level with its
+// fields; any other line is logged as is.
+func childLogLine(log hclog.Logger, line []byte) {
 	var entry map[string]any
 	if line[0] != '{' || json.Unmarshal(line, &entry) != nil {
-		l.log.Info(string(line))
+		log.Info(string(line))
 		return
 	}
 	msg, _ := entry["@message"].(string)
@@ -213,7 +189,7 @@ func (l *logLines) logLine(line []byte) {
 		}
 		args = append(args, k, v)
 	}
-	l.log.Log(hclog.LevelFromString(level), msg, args...)
+	log.Log(hclog.LevelFromString(level), msg, args...)
 }
 
 // isChild reports whether this process is a child service of a host.

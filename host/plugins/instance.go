@@ -180,7 +180,7 @@ func (i *Instance) start(ctx context.Context) error {
 	cmd := exec.Command(i.bin)
 	cmd.Env = []string{env}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out := &lineLogger{log: i.log}
+	out := outputLogger(i.log)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
 		VersionedPlugins: map[int]goplugin.PluginSet{plugin.ProtocolVersion: plugin.HostPluginSet()},
