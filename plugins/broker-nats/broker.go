@@ -177,12 +177,18 @@ func (b *natsBroker) Publish(ctx context.Context, topic string, msg *broker.Mess
 		defer cancel()
 	}
 	if _, err := js.PublishMsg(ctx, m); err != nil {
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("broker nats: publish %q: no stream stores it: add a matching subject to jetstream.subjects (%v): %w", topic, o.subjects, err)
-		}
-		return fmt.Errorf("broker nats: publish %q: %w", topic, err)
+		return jetStreamPublishError(topic, o, err)
 	}
 	return nil
+}
+
+// jetStreamPublishError explains a failed JetStream publish; when no stream
+// stores topic it says which setting to change.
+func jetStreamPublishError(topic string, o options, err error) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("broker nats: publish %q: no stream stores it: add a matching subject to jetstream.subjects (%v): %w", topic, o.subjects, err)
+	}
+	return fmt.Errorf("broker nats: publish %q: %w", topic, err)
 }
 
 // Subscribe starts delivering messages on topic (wildcards allowed) to h. ctx

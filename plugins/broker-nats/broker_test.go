@@ -25,7 +25,7 @@ const testTraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
 
 // startServer runs an embedded NATS server with JetStream storing in dir, on
 // port (server.RANDOM_PORT for any), shut down when the test ends.
-func startServer(t *testing.T, dir string, port int) *server.Server {
+func startServer(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
 	if err != nil {
@@ -42,7 +42,7 @@ func startServer(t *testing.T, dir string, port int) *server.Server {
 
 // openBroker configures a broker with config (url added) and closes it when the
 // test ends; onError may be nil.
-func openBroker(t *testing.T, url string, config map[string]any, onError func(string, error)) *natsBroker {
+func openBroker(t testing.TB, url string, config map[string]any, onError func(string, error)) *natsBroker {
 	t.Helper()
 	c := map[string]any{"url": url, "reconnect": map[string]any{"wait_ms": 20}}
 	for k, v := range config {

@@ -6,6 +6,7 @@ import (
 	stderrors "errors"
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"runtime"
 	"slices"
@@ -438,16 +439,22 @@ func TestBrokerAdapterPublishStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 50
+	var batch []*pluginv1.PublishRequest
 	for i := range n {
 		topic := "stream.a"
 		if i%2 == 1 {
 			topic = "stream.b"
 		}
-		if err := stream.Send(&pluginv1.PublishRequest{Id: uint64(i + 1), Topic: topic, Message: &pluginv1.Message{Body: []byte(fmt.Sprint(i))}}); err != nil {
-			t.Fatal(err)
+		batch = append(batch, &pluginv1.PublishRequest{Id: uint64(i + 1), Topic: topic, Message: &pluginv1.Message{Body: []byte(fmt.Sprint(i))}})
+		if len(batch) == 7 { // batches of several sizes
+			if err := stream.Send(&pluginv1.PublishBatch{Requests: batch}); err != nil {
+				t.Fatal(err)
+			}
+			batch = nil
 		}
 	}
-	if err := stream.Send(&pluginv1.PublishRequest{Id: 1000, Topic: "bad..topic"}); err != nil {
+	batch = append(batch, &pluginv1.PublishRequest{Id: 1000, Topic: "bad..topic"})
+	if err := stream.Send(&pluginv1.PublishBatch{Requests: batch}); err != nil {
 		t.Fatal(err)
 	}
 	if err := stream.CloseSend(); err != nil {
@@ -455,14 +462,19 @@ func TestBrokerAdapterPublishStream(t *testing.T) {
 	}
 	acks := map[uint64]string{}
 	for {
-		ack, err := stream.Recv()
+		got, err := stream.Recv()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			t.Fatalf("Recv after %d acks: %v", len(acks), err)
 		}
-		acks[ack.GetId()] = ack.GetError()
+		for _, id := range got.GetOk() {
+			acks[id] = ""
+		}
+		for _, ack := range got.GetAcks() {
+			acks[ack.GetId()] = ack.GetError()
+		}
 	}
 	if len(acks) != n+1 {
 		t.Fatalf("%d acks, want %d", len(acks), n+1)
@@ -651,11 +663,103 @@ func TestBrokerAdapterPublishStreamPath(t *testing.T) {
 			t.Fatalf("cancelled publish = %v, want context.Canceled", err)
 		}
 	})
+
+	t.Run("the deadline reaches the plugin", func(t *testing.T) {
+		bb, _ := newBrokerAdapter(t, blockingBroker{})
+		dctx, cancel := context.WithTimeout(noDeadline, 50*time.Millisecond)
+		defer cancel()
+		timedOut := func(err error) bool {
+			// Whichever side sees the deadline first: the plugin acks a 504, or
+			// the host stops waiting.
+			return errors.Code(err) == http.StatusGatewayTimeout || stderrors.Is(err, context.DeadlineExceeded)
+		}
+		if err := bb.Publish(dctx, "x", &broker.Message{}); !timedOut(err) {
+			t.Fatalf("publish past its deadline = %v, want a timeout", err)
+		}
+		// The plugin's Publish ended at the deadline too: the stream is free for
+		// the next publish, which must get the same answer, not hang.
+		dctx2, cancel2 := context.WithTimeout(noDeadline, 50*time.Millisecond)
+		defer cancel2()
+		if err := bb.Publish(dctx2, "x", &broker.Message{}); !timedOut(err) {
+			t.Fatalf("second publish = %v, want a timeout", err)
+		}
+	})
+
+	t.Run("a batch publisher gets whole batches in order", func(t *testing.T) {
+		rec := &recordingBatchBroker{failingBroker: failingBroker{}}
+		bb, _ := newBrokerAdapter(t, rec)
+		const publishers, each = 16, 40
+		var wg sync.WaitGroup
+		errs := make(chan error, publishers*each)
+		for p := range publishers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					errs <- bb.Publish(noDeadline, fmt.Sprint("batch.", p), &broker.Message{Body: []byte(fmt.Sprint(i))})
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil && !stderrors.Is(err, broker.ErrInvalidTopic) {
+				t.Fatal(err)
+			}
+		}
+		if err := bb.Publish(noDeadline, "batch.reject", &broker.Message{}); !stderrors.Is(err, broker.ErrInvalidTopic) {
+			t.Fatalf("a message the batch publisher refused = %v, want ErrInvalidTopic back", err)
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if rec.calls == 0 {
+			t.Fatal("PublishBatch was never called")
+		}
+		for p := range publishers {
+			got := rec.bodies[fmt.Sprint("batch.", p)]
+			if len(got) != each {
+				t.Fatalf("topic batch.%d: %d messages, want %d", p, len(got), each)
+			}
+			for i, body := range got {
+				if body != fmt.Sprint(i) {
+					t.Fatalf("topic batch.%d out of order: %v", p, got)
+				}
+			}
+		}
+		t.Logf("%d messages in %d batches", publishers*each+1, rec.calls)
+	})
+}
+
+// recordingBatchBroker is a broker.BatchPublisher that records what it is given
+// and refuses the topic "batch.reject".
+type recordingBatchBroker struct {
+	failingBroker
+	mu     sync.Mutex
+	calls  int
+	bodies map[string][]string
+}
+
+func (r *recordingBatchBroker) PublishBatch(_ context.Context, batch []broker.Publication) func() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.bodies == nil {
+		r.bodies = make(map[string][]string)
+	}
+	r.calls++
+	errs := make([]error, len(batch))
+	for i, p := range batch {
+		if p.Topic == "batch.reject" {
+			errs[i] = broker.ErrInvalidTopic
+			continue
+		}
+		r.bodies[p.Topic] = append(r.bodies[p.Topic], string(p.Message.Body))
+	}
+	return func() []error { return errs }
 }
 
 // BenchmarkBrokerAdapterPublish measures a publish across the boundary over
-// loopback gRPC, through the shared PublishStream (no deadline) and the unary
-// Publish call (with one), against the memory broker called directly.
+// loopback gRPC, through the shared PublishStream (with and without a
+// deadline), against the memory broker called directly.
 func BenchmarkBrokerAdapterPublish(b *testing.B) {
 	msg := &broker.Message{Header: map[string]string{"Content-Type": "application/json"}, Body: []byte(`{"id":1}`)}
 	run := func(b *testing.B, brk broker.Broker, ctx context.Context) {
@@ -679,7 +783,7 @@ func BenchmarkBrokerAdapterPublish(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
-	}{{"plugin-stream", context.Background()}, {"plugin-unary", withDeadline}} {
+	}{{"plugin-stream", context.Background()}, {"plugin-stream-deadline", withDeadline}} {
 		b.Run(tc.name, func(b *testing.B) {
 			mem := broker.NewMemory()
 			b.Cleanup(func() { _ = mem.Close() })

@@ -65,13 +65,12 @@ func NewBrokerClient(name string, conn Conn) broker.Broker {
 // Name is the name the host gave the plugin.
 func (c *brokerClient) Name() string { return c.name }
 
-// Publish sends msg to topic and returns once the plugin published it. With a
-// deadline in ctx it uses the unary Publish call, which carries the deadline to
-// the plugin (a broker may wait for a full subscriber until then); without one,
-// concurrent publishes share one PublishStream, several times cheaper each. W3C
-// trace context (Traceparent, Tracestate, Baggage) in ctx's outgoing metadata is
-// added to the header when it has no Traceparent, as the memory broker does; msg
-// itself is never changed.
+// Publish sends msg to topic and returns once the plugin published it.
+// Concurrent publishes share one PublishStream and cross the boundary in
+// batches, each carrying its publisher's deadline; a message too big for a
+// batch takes the unary Publish call. W3C trace context (Traceparent,
+// Tracestate, Baggage) in ctx's outgoing metadata is added to the header when it
+// has no Traceparent, as the memory broker does; msg itself is never changed.
 func (c *brokerClient) Publish(ctx context.Context, topic string, msg *broker.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("broker %s: publish %q: %w", c.name, topic, err)
@@ -86,8 +85,8 @@ func (c *brokerClient) Publish(ctx context.Context, topic string, msg *broker.Me
 		return fmt.Errorf("broker %s: publish %q: %w", c.name, topic, broker.ErrClosed)
 	}
 	pm := brokerMessageToProto(withTraceContext(ctx, msg))
-	if _, ok := ctx.Deadline(); !ok {
-		return c.pub.publish(ctx, topic, pm)
+	if batched, err := c.pub.publish(ctx, topic, pm); batched {
+		return err
 	}
 	cc, err := c.conn.Current()
 	if err != nil {

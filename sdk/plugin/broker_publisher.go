@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"sync"
 
 	"github.com/microhost/micro/sdk/broker"
@@ -12,10 +11,12 @@ import (
 	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
 )
 
-// streamPublisher multiplexes concurrent publishes over one PublishStream, which
-// costs a fraction of a unary call each. The stream is opened on first use and
-// again after it broke or the plugin restarted; a broken stream fails the
-// publishes waiting on it, and the next publish opens a new one.
+// streamPublisher multiplexes concurrent publishes over one PublishStream: a
+// writer goroutine sends what publishers queued as batches and a reader hands
+// each ack back by id, so under load many publishes share one gRPC message each
+// way. The stream is opened on first use and again after it broke or the plugin
+// restarted; a broken stream fails the publishes waiting on it, and the next
+// publish opens a new one.
 type streamPublisher struct {
 	name string
 	conn Conn
@@ -37,8 +38,8 @@ type publishStream struct {
 	stream  pluginv1.Broker_PublishStreamClient
 	cancel  context.CancelFunc
 	changed <-chan struct{} // conn.Changed() as of just before the stream opened
-	sendMu  sync.Mutex      // a stream has one writer at a time
-	done    chan struct{}   // closed when the receive loop has ended
+	out     *batcher[*pluginv1.PublishRequest]
+	done    chan struct{} // closed when the receive loop has ended
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -46,44 +47,47 @@ type publishStream struct {
 	err     error // set once the stream broke
 }
 
-// publish sends one message over the shared stream and waits for its ack or ctx.
-func (p *streamPublisher) publish(ctx context.Context, topic string, msg *pluginv1.Message) error {
+// publish queues one message on the shared stream and waits for its ack or ctx.
+// ok is false when the message is too big for a batch: the caller publishes it
+// with the unary call instead.
+func (p *streamPublisher) publish(ctx context.Context, topic string, msg *pluginv1.Message) (ok bool, err error) {
+	req := &pluginv1.PublishRequest{Topic: topic, Message: msg}
+	if d, has := ctx.Deadline(); has {
+		req.DeadlineUnixNano = d.UnixNano()
+	}
+	size, fits := batchSize(req, msg, len(topic)+8)
+	if !fits {
+		return false, nil
+	}
 	ps, err := p.stream(ctx)
 	if err != nil {
-		return err
+		return true, err
 	}
-	id, res, err := ps.register()
+	res, err := ps.register(req)
 	if err != nil {
-		return err
+		return true, err
 	}
-	ps.sendMu.Lock()
-	err = ps.stream.Send(&pluginv1.PublishRequest{Id: id, Topic: topic, Message: msg})
-	ps.sendMu.Unlock()
-	switch {
-	case err == io.EOF:
-		// The stream broke: the receive loop records why and fails every waiter.
+	if !ps.out.push(req, size) {
+		// The writer is gone: the stream broke, and fail answers every waiter.
 		<-ps.done
-		return (<-res).err
-	case err != nil: // not sent (e.g. not marshalable); the stream lives on
-		ps.forget(id)
-		return hostError(p.name, err, brokerSentinel)
+		return true, (<-res).err
 	}
 	select {
 	case r := <-res:
 		if r.err != nil {
-			return r.err
+			return true, r.err
 		}
 		if r.envelope == "" {
-			return nil
+			return true, nil
 		}
 		env := &errors.Error{}
 		if json.Unmarshal([]byte(r.envelope), env) != nil || env.Code == 0 {
 			env = errors.Internal(p.name, "plugin %s acked a publish with an unreadable error: %q", p.name, r.envelope)
 		}
-		return hostError(p.name, env, brokerSentinel)
+		return true, hostError(p.name, env, brokerSentinel)
 	case <-ctx.Done():
-		ps.forget(id)
-		return fmt.Errorf("broker %s: publish %q: %w", p.name, topic, context.Cause(ctx))
+		ps.forget(req.GetId())
+		return true, fmt.Errorf("broker %s: publish %q: %w", p.name, topic, context.Cause(ctx))
 	}
 }
 
@@ -123,8 +127,10 @@ func (p *streamPublisher) stream(ctx context.Context) (*publishStream, error) {
 	}
 	ps := &publishStream{
 		stream: stream, cancel: cancel, changed: changed,
+		out:  newBatcher[*pluginv1.PublishRequest](),
 		done: make(chan struct{}), waiters: make(map[uint64]chan publishResult),
 	}
+	go ps.write(sctx)
 	go ps.receive(p.name)
 	p.cur = ps
 	return ps, nil
@@ -144,17 +150,18 @@ func (p *streamPublisher) close() {
 	}
 }
 
-// register reserves an id and the channel its ack goes to.
-func (ps *publishStream) register() (uint64, <-chan publishResult, error) {
+// register gives req an id and returns the channel its ack goes to.
+func (ps *publishStream) register(req *pluginv1.PublishRequest) (<-chan publishResult, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.err != nil {
-		return 0, nil, ps.err
+		return nil, ps.err
 	}
 	ps.nextID++
+	req.Id = ps.nextID
 	ch := make(chan publishResult, 1)
 	ps.waiters[ps.nextID] = ch
-	return ps.nextID, ch, nil
+	return ch, nil
 }
 
 // forget drops the waiter of a publish that stopped waiting.
@@ -164,24 +171,46 @@ func (ps *publishStream) forget(id uint64) {
 	ps.mu.Unlock()
 }
 
+// write is the writer goroutine: it sends the queued publishes as batches until
+// the stream ends. A failed send breaks the stream: the receive loop then fails
+// every publish still waiting, sent or not.
+func (ps *publishStream) write(ctx context.Context) {
+	if _, err := ps.out.run(ctx.Done(), func(reqs []*pluginv1.PublishRequest) error {
+		return ps.stream.Send(&pluginv1.PublishBatch{Requests: reqs})
+	}); err != nil {
+		ps.cancel()
+	}
+}
+
 // receive hands each ack to its waiter until the stream ends, then fails every
 // publish still waiting with the reason.
 func (ps *publishStream) receive(name string) {
 	defer close(ps.done)
 	for {
-		ack, err := ps.stream.Recv()
+		batch, err := ps.stream.Recv()
 		if err != nil {
+			ps.out.take(true) // nothing more is queued; the writer may still hold some
 			ps.fail(hostError(name, pluginStreamBroken(name, "publish", err), brokerSentinel))
 			ps.cancel()
 			return
 		}
 		ps.mu.Lock()
-		ch := ps.waiters[ack.GetId()]
-		delete(ps.waiters, ack.GetId())
-		ps.mu.Unlock()
-		if ch != nil {
-			ch <- publishResult{envelope: ack.GetError()} // buffered, and removed above: never blocks
+		for _, id := range batch.GetOk() {
+			ps.settle(id, publishResult{})
 		}
+		for _, ack := range batch.GetAcks() {
+			ps.settle(ack.GetId(), publishResult{envelope: ack.GetError()})
+		}
+		ps.mu.Unlock()
+	}
+}
+
+// settle hands res to the publish waiting for id, if it still waits; ps.mu is
+// held.
+func (ps *publishStream) settle(id uint64, res publishResult) {
+	if ch, ok := ps.waiters[id]; ok {
+		delete(ps.waiters, id)
+		ch <- res // buffered, and removed above: never blocks
 	}
 }
 

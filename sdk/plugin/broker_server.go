@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	stderrors "errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/metadata"
 
@@ -43,53 +45,183 @@ func (s *brokerServer) Publish(ctx context.Context, req *pluginv1.PublishRequest
 	return &pluginv1.Empty{}, nil
 }
 
-// PublishStream publishes every request it reads and answers each with a
-// PublishAck carrying its id and, on failure, the JSON error envelope. Up to
-// maxPipelinedPublishes publishes run at once and are acked as each completes, so
-// acks may come out of order; publishes to the same topic keep the order they
-// were sent in. When the host closes its side, pending publishes finish and are
-// acked before the stream ends.
+// PublishStream publishes the batches it reads and acknowledges each message by
+// id, the acks batched too; an ack carries the JSON error envelope when the
+// publish failed. A broker that is a broker.BatchPublisher gets each batch whole,
+// in order; any other broker runs up to maxPipelinedPublishes publishes at once,
+// so acks may come out of order, but publishes to the same topic keep the order
+// they were sent in. When the host closes its side, pending publishes finish and
+// are acked before the stream ends.
 func (s *brokerServer) PublishStream(stream pluginv1.Broker_PublishStreamServer) error {
 	ctx := stream.Context()
-	var (
-		sendMu sync.Mutex // a stream has one writer at a time
-		wg     sync.WaitGroup
-		slots  = make(chan struct{}, maxPipelinedPublishes)
-		order  topicOrder
-	)
-	defer wg.Wait()
+	acks := newBatcher[publishOutcome]()
+	stopAcks, acksDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(acksDone)
+		// A failed Send means the stream is gone, which Recv reports.
+		_, _ = acks.run(stopAcks, func(outs []publishOutcome) error {
+			return stream.Send(ackBatch(outs))
+		})
+	}()
+	ack := func(id uint64, err error) {
+		out := publishOutcome{id: id}
+		size := 10 // a packed id
+		if err != nil {
+			b, _ := json.Marshal(s.envelope(err))
+			out.envelope = string(b)
+			size += len(b) + batchItemOverhead
+		}
+		acks.push(out, size)
+	}
+
+	var publish func(*pluginv1.PublishBatch) error
+	var wait func()
+	if bp, ok := s.b.(broker.BatchPublisher); ok {
+		publish, wait = s.batchPublisher(ctx, bp, ack)
+	} else {
+		publish, wait = s.pipelinedPublisher(ctx, ack)
+	}
+	defer func() {
+		wait()
+		close(stopAcks)
+		<-acksDone
+	}()
 	for {
-		req, err := stream.Recv()
+		batch, err := stream.Recv()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		if err := publish(batch); err != nil {
+			return err
+		}
+	}
+}
+
+// publishOutcome is how one publish ended: its id and, when it failed, the JSON
+// error envelope.
+type publishOutcome struct {
+	id       uint64
+	envelope string
+}
+
+// ackBatch packs outcomes into one message: the ids of the successes, and an ack
+// with its error for each failure.
+func ackBatch(outs []publishOutcome) *pluginv1.PublishAckBatch {
+	b := &pluginv1.PublishAckBatch{Ok: make([]uint64, 0, len(outs))}
+	for _, o := range outs {
+		if o.envelope == "" {
+			b.Ok = append(b.Ok, o.id)
+		} else {
+			b.Acks = append(b.Acks, &pluginv1.PublishAck{Id: o.id, Error: o.envelope})
+		}
+	}
+	return b
+}
+
+// maxBatchesInFlight bounds the batches a BatchPublisher has started whose
+// outcomes are still awaited.
+const maxBatchesInFlight = 16
+
+// batchPublisher starts each batch whole, in order, on one goroutine, and waits
+// for up to maxBatchesInFlight of them at once, acking each batch's messages when
+// its outcomes are in; wait returns once every batch is acked.
+func (s *brokerServer) batchPublisher(ctx context.Context, bp broker.BatchPublisher, ack func(uint64, error)) (publish func(*pluginv1.PublishBatch) error, wait func()) {
+	queue := make(chan *pluginv1.PublishBatch, 4)
+	slots := make(chan struct{}, maxBatchesInFlight)
+	var waiting sync.WaitGroup
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for batch := range queue {
+			reqs := batch.GetRequests()
+			pubs := make([]broker.Publication, len(reqs))
+			for i, r := range reqs {
+				pubs[i] = broker.Publication{Topic: r.GetTopic(), Message: brokerMessageFromProto(r.GetMessage())}
+			}
+			slots <- struct{}{}
+			bctx, cancel := batchContext(ctx, reqs)
+			outcomes := bp.PublishBatch(bctx, pubs)
+			waiting.Add(1)
+			go func() {
+				defer waiting.Done()
+				defer func() { <-slots }()
+				errs := outcomes()
+				cancel()
+				for i, r := range reqs {
+					var err error
+					if i < len(errs) {
+						err = errs[i]
+					} else {
+						err = fmt.Errorf("broker %s: PublishBatch gave %d outcomes for %d messages", s.b.Name(), len(errs), len(reqs))
+					}
+					ack(r.GetId(), err)
+				}
+			}()
+		}
+		waiting.Wait()
+	}()
+	publish = func(batch *pluginv1.PublishBatch) error {
 		select {
-		case slots <- struct{}{}:
+		case queue <- batch:
+			return nil
 		case <-ctx.Done():
 			return ToStatus(context.Cause(ctx))
 		}
-		prev, done := order.next(req.GetTopic())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			if prev != nil {
-				<-prev // the previous publish to this topic has finished
-			}
-			ack := &pluginv1.PublishAck{Id: req.GetId()}
-			if err := s.b.Publish(ctx, req.GetTopic(), brokerMessageFromProto(req.GetMessage())); err != nil {
-				b, _ := json.Marshal(s.envelope(err))
-				ack.Error = string(b)
-			}
-			order.done(req.GetTopic(), done)
-			sendMu.Lock()
-			_ = stream.Send(ack) // fails only when the stream is gone, which Recv reports
-			sendMu.Unlock()
-		}()
 	}
+	wait = func() { close(queue); <-done }
+	return publish, wait
+}
+
+// pipelinedPublisher runs each message's publish on its own goroutine, at most
+// maxPipelinedPublishes at once and in order per topic.
+func (s *brokerServer) pipelinedPublisher(ctx context.Context, ack func(uint64, error)) (publish func(*pluginv1.PublishBatch) error, wait func()) {
+	var (
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, maxPipelinedPublishes)
+		order topicOrder
+	)
+	publish = func(batch *pluginv1.PublishBatch) error {
+		for _, req := range batch.GetRequests() {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return ToStatus(context.Cause(ctx))
+			}
+			prev, done := order.next(req.GetTopic())
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				if prev != nil {
+					<-prev // the previous publish to this topic has finished
+				}
+				pctx, cancel := batchContext(ctx, []*pluginv1.PublishRequest{req})
+				err := s.b.Publish(pctx, req.GetTopic(), brokerMessageFromProto(req.GetMessage()))
+				cancel()
+				order.done(req.GetTopic(), done)
+				ack(req.GetId(), err)
+			}()
+		}
+		return nil
+	}
+	return publish, wg.Wait
+}
+
+// batchContext bounds publishing reqs by their publishers' deadlines: the
+// latest of them, or none when any publisher has none.
+func batchContext(ctx context.Context, reqs []*pluginv1.PublishRequest) (context.Context, context.CancelFunc) {
+	var latest int64
+	for _, r := range reqs {
+		d := r.GetDeadlineUnixNano()
+		if d == 0 {
+			return ctx, func() {}
+		}
+		latest = max(latest, d)
+	}
+	return context.WithDeadline(ctx, time.Unix(0, latest))
 }
 
 // Subscribe subscribes to the broker for the host. The first message must be a

@@ -1133,12 +1133,15 @@ func (x *Message) GetBody() []byte {
 }
 
 type PublishRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Message       *Message               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Id            uint64                 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Topic   string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Message *Message               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Id      uint64                 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	// deadline_unix_nano is the publisher's deadline on PublishStream (0: none);
+	// the unary Publish carries it as the call's deadline instead.
+	DeadlineUnixNano int64 `protobuf:"varint,4,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PublishRequest) Reset() {
@@ -1192,6 +1195,57 @@ func (x *PublishRequest) GetId() uint64 {
 	return 0
 }
 
+func (x *PublishRequest) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
+type PublishBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*PublishRequest      `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishBatch) Reset() {
+	*x = PublishBatch{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishBatch) ProtoMessage() {}
+
+func (x *PublishBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishBatch.ProtoReflect.Descriptor instead.
+func (*PublishBatch) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PublishBatch) GetRequests() []*PublishRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
 type PublishAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1202,7 +1256,7 @@ type PublishAck struct {
 
 func (x *PublishAck) Reset() {
 	*x = PublishAck{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1268,7 @@ func (x *PublishAck) String() string {
 func (*PublishAck) ProtoMessage() {}
 
 func (x *PublishAck) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1281,7 @@ func (x *PublishAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishAck.ProtoReflect.Descriptor instead.
 func (*PublishAck) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PublishAck) GetId() uint64 {
@@ -1244,6 +1298,58 @@ func (x *PublishAck) GetError() string {
 	return ""
 }
 
+type PublishAckBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*PublishAck          `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`     // failed publishes, each with its error
+	Ok            []uint64               `protobuf:"varint,2,rep,packed,name=ok,proto3" json:"ok,omitempty"` // ids of the publishes that succeeded
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishAckBatch) Reset() {
+	*x = PublishAckBatch{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishAckBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishAckBatch) ProtoMessage() {}
+
+func (x *PublishAckBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishAckBatch.ProtoReflect.Descriptor instead.
+func (*PublishAckBatch) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PublishAckBatch) GetAcks() []*PublishAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+func (x *PublishAckBatch) GetOk() []uint64 {
+	if x != nil {
+		return x.Ok
+	}
+	return nil
+}
+
 type SubscribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1257,7 +1363,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1375,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1388,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SubscribeRequest) GetTopic() string {
@@ -1330,7 +1436,7 @@ type Settle struct {
 
 func (x *Settle) Reset() {
 	*x = Settle{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1448,7 @@ func (x *Settle) String() string {
 func (*Settle) ProtoMessage() {}
 
 func (x *Settle) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1461,7 @@ func (x *Settle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settle.ProtoReflect.Descriptor instead.
 func (*Settle) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Settle) GetDeliveryId() uint64 {
@@ -1385,7 +1491,7 @@ type SubscribeClientMessage struct {
 
 func (x *SubscribeClientMessage) Reset() {
 	*x = SubscribeClientMessage{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1503,7 @@ func (x *SubscribeClientMessage) String() string {
 func (*SubscribeClientMessage) ProtoMessage() {}
 
 func (x *SubscribeClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1516,7 @@ func (x *SubscribeClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeClientMessage.ProtoReflect.Descriptor instead.
 func (*SubscribeClientMessage) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SubscribeClientMessage) GetMsg() isSubscribeClientMessage_Msg {
@@ -1466,7 +1572,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1584,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1597,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Delivery) GetId() uint64 {
@@ -1534,7 +1640,7 @@ type ListenRequest struct {
 
 func (x *ListenRequest) Reset() {
 	*x = ListenRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1652,7 @@ func (x *ListenRequest) String() string {
 func (*ListenRequest) ProtoMessage() {}
 
 func (x *ListenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1665,7 @@ func (x *ListenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenRequest.ProtoReflect.Descriptor instead.
 func (*ListenRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListenRequest) GetAddress() string {
@@ -1588,7 +1694,7 @@ type Bound struct {
 
 func (x *Bound) Reset() {
 	*x = Bound{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1706,7 @@ func (x *Bound) String() string {
 func (*Bound) ProtoMessage() {}
 
 func (x *Bound) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1719,7 @@ func (x *Bound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bound.ProtoReflect.Descriptor instead.
 func (*Bound) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Bound) GetAddress() string {
@@ -1639,7 +1745,7 @@ type ShutdownListener struct {
 
 func (x *ShutdownListener) Reset() {
 	*x = ShutdownListener{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1757,7 @@ func (x *ShutdownListener) String() string {
 func (*ShutdownListener) ProtoMessage() {}
 
 func (x *ShutdownListener) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1770,7 @@ func (x *ShutdownListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownListener.ProtoReflect.Descriptor instead.
 func (*ShutdownListener) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ShutdownListener) GetDrainTimeoutMs() int64 {
@@ -1690,7 +1796,7 @@ type ListenerClientMessage struct {
 
 func (x *ListenerClientMessage) Reset() {
 	*x = ListenerClientMessage{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1808,7 @@ func (x *ListenerClientMessage) String() string {
 func (*ListenerClientMessage) ProtoMessage() {}
 
 func (x *ListenerClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1821,7 @@ func (x *ListenerClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerClientMessage.ProtoReflect.Descriptor instead.
 func (*ListenerClientMessage) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListenerClientMessage) GetMsg() isListenerClientMessage_Msg {
@@ -1820,7 +1926,7 @@ type ListenerServerMessage struct {
 
 func (x *ListenerServerMessage) Reset() {
 	*x = ListenerServerMessage{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1832,7 +1938,7 @@ func (x *ListenerServerMessage) String() string {
 func (*ListenerServerMessage) ProtoMessage() {}
 
 func (x *ListenerServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1845,7 +1951,7 @@ func (x *ListenerServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerServerMessage.ProtoReflect.Descriptor instead.
 func (*ListenerServerMessage) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListenerServerMessage) GetMsg() isListenerServerMessage_Msg {
@@ -1943,7 +2049,7 @@ type IncomingBatch struct {
 
 func (x *IncomingBatch) Reset() {
 	*x = IncomingBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2061,7 @@ func (x *IncomingBatch) String() string {
 func (*IncomingBatch) ProtoMessage() {}
 
 func (x *IncomingBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2074,7 @@ func (x *IncomingBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingBatch.ProtoReflect.Descriptor instead.
 func (*IncomingBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *IncomingBatch) GetRequests() []*IncomingRequest {
@@ -1987,7 +2093,7 @@ type ResponseBatch struct {
 
 func (x *ResponseBatch) Reset() {
 	*x = ResponseBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2105,7 @@ func (x *ResponseBatch) String() string {
 func (*ResponseBatch) ProtoMessage() {}
 
 func (x *ResponseBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2118,7 @@ func (x *ResponseBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseBatch.ProtoReflect.Descriptor instead.
 func (*ResponseBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResponseBatch) GetResponses() []*Response {
@@ -2032,7 +2138,7 @@ type IncomingRequest struct {
 
 func (x *IncomingRequest) Reset() {
 	*x = IncomingRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2150,7 @@ func (x *IncomingRequest) String() string {
 func (*IncomingRequest) ProtoMessage() {}
 
 func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2163,7 @@ func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingRequest.ProtoReflect.Descriptor instead.
 func (*IncomingRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *IncomingRequest) GetId() uint64 {
@@ -2084,7 +2190,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2202,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2215,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Response) GetId() uint64 {
@@ -2138,7 +2244,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2256,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2269,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CallRequest) GetAddress() string {
@@ -2203,7 +2309,7 @@ type CallBatch struct {
 
 func (x *CallBatch) Reset() {
 	*x = CallBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2321,7 @@ func (x *CallBatch) String() string {
 func (*CallBatch) ProtoMessage() {}
 
 func (x *CallBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2334,7 @@ func (x *CallBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallBatch.ProtoReflect.Descriptor instead.
 func (*CallBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CallBatch) GetCalls() []*CallRequest {
@@ -2250,7 +2356,7 @@ type CallResult struct {
 
 func (x *CallResult) Reset() {
 	*x = CallResult{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2368,7 @@ func (x *CallResult) String() string {
 func (*CallResult) ProtoMessage() {}
 
 func (x *CallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2381,7 @@ func (x *CallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
 func (*CallResult) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CallResult) GetId() uint64 {
@@ -2315,7 +2421,7 @@ type CallResultBatch struct {
 
 func (x *CallResultBatch) Reset() {
 	*x = CallResultBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2327,7 +2433,7 @@ func (x *CallResultBatch) String() string {
 func (*CallResultBatch) ProtoMessage() {}
 
 func (x *CallResultBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2446,7 @@ func (x *CallResultBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResultBatch.ProtoReflect.Descriptor instead.
 func (*CallResultBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CallResultBatch) GetResults() []*CallResult {
@@ -2369,7 +2475,7 @@ type StreamFrame struct {
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2487,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2500,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *StreamFrame) GetId() uint64 {
@@ -2500,7 +2606,7 @@ type StreamOpen struct {
 
 func (x *StreamOpen) Reset() {
 	*x = StreamOpen{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2618,7 @@ func (x *StreamOpen) String() string {
 func (*StreamOpen) ProtoMessage() {}
 
 func (x *StreamOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2631,7 @@ func (x *StreamOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOpen.ProtoReflect.Descriptor instead.
 func (*StreamOpen) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StreamOpen) GetAddress() string {
@@ -2551,7 +2657,7 @@ type EncodeRequest struct {
 
 func (x *EncodeRequest) Reset() {
 	*x = EncodeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2669,7 @@ func (x *EncodeRequest) String() string {
 func (*EncodeRequest) ProtoMessage() {}
 
 func (x *EncodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2682,7 @@ func (x *EncodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeRequest.ProtoReflect.Descriptor instead.
 func (*EncodeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *EncodeRequest) GetJson() []byte {
@@ -2595,7 +2701,7 @@ type EncodeResponse struct {
 
 func (x *EncodeResponse) Reset() {
 	*x = EncodeResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2713,7 @@ func (x *EncodeResponse) String() string {
 func (*EncodeResponse) ProtoMessage() {}
 
 func (x *EncodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2726,7 @@ func (x *EncodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeResponse.ProtoReflect.Descriptor instead.
 func (*EncodeResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *EncodeResponse) GetData() []byte {
@@ -2639,7 +2745,7 @@ type DecodeRequest struct {
 
 func (x *DecodeRequest) Reset() {
 	*x = DecodeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2757,7 @@ func (x *DecodeRequest) String() string {
 func (*DecodeRequest) ProtoMessage() {}
 
 func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2770,7 @@ func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeRequest.ProtoReflect.Descriptor instead.
 func (*DecodeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DecodeRequest) GetData() []byte {
@@ -2683,7 +2789,7 @@ type DecodeResponse struct {
 
 func (x *DecodeResponse) Reset() {
 	*x = DecodeResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2801,7 @@ func (x *DecodeResponse) String() string {
 func (*DecodeResponse) ProtoMessage() {}
 
 func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2814,7 @@ func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeResponse.ProtoReflect.Descriptor instead.
 func (*DecodeResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DecodeResponse) GetJson() []byte {
@@ -2799,15 +2905,21 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x1a9\n" +
 	"\vHeaderEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x01\n" +
 	"\x0ePublishRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x122\n" +
 	"\amessage\x18\x02 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\x04R\x02id\"2\n" +
+	"\x02id\x18\x03 \x01(\x04R\x02id\x12,\n" +
+	"\x12deadline_unix_nano\x18\x04 \x01(\x03R\x10deadlineUnixNano\"K\n" +
+	"\fPublishBatch\x12;\n" +
+	"\brequests\x18\x01 \x03(\v2\x1f.micro.plugin.v1.PublishRequestR\brequests\"2\n" +
 	"\n" +
 	"PublishAck\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\x9b\x01\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"R\n" +
+	"\x0fPublishAckBatch\x12/\n" +
+	"\x04acks\x18\x01 \x03(\v2\x1b.micro.plugin.v1.PublishAckR\x04acks\x12\x0e\n" +
+	"\x02ok\x18\x02 \x03(\x04R\x02ok\"\x9b\x01\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05queue\x18\x02 \x01(\tR\x05queue\x12\x16\n" +
@@ -2911,10 +3023,10 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"GetService\x12\".micro.plugin.v1.GetServiceRequest\x1a#.micro.plugin.v1.GetServiceResponse\x12[\n" +
 	"\fListServices\x12$.micro.plugin.v1.ListServicesRequest\x1a%.micro.plugin.v1.ListServicesResponse\x12E\n" +
-	"\x05Watch\x12\x1d.micro.plugin.v1.WatchRequest\x1a\x1b.micro.plugin.v1.WatchEvent0\x012\xf4\x01\n" +
+	"\x05Watch\x12\x1d.micro.plugin.v1.WatchRequest\x1a\x1b.micro.plugin.v1.WatchEvent0\x012\xf7\x01\n" +
 	"\x06Broker\x12B\n" +
-	"\aPublish\x12\x1f.micro.plugin.v1.PublishRequest\x1a\x16.micro.plugin.v1.Empty\x12Q\n" +
-	"\rPublishStream\x12\x1f.micro.plugin.v1.PublishRequest\x1a\x1b.micro.plugin.v1.PublishAck(\x010\x01\x12S\n" +
+	"\aPublish\x12\x1f.micro.plugin.v1.PublishRequest\x1a\x16.micro.plugin.v1.Empty\x12T\n" +
+	"\rPublishStream\x12\x1d.micro.plugin.v1.PublishBatch\x1a .micro.plugin.v1.PublishAckBatch(\x010\x01\x12S\n" +
 	"\tSubscribe\x12'.micro.plugin.v1.SubscribeClientMessage\x1a\x19.micro.plugin.v1.Delivery(\x010\x012\xbe\x02\n" +
 	"\tTransport\x12\\\n" +
 	"\x06Listen\x12&.micro.plugin.v1.ListenerClientMessage\x1a&.micro.plugin.v1.ListenerServerMessage(\x010\x01\x12>\n" +
@@ -2938,7 +3050,7 @@ func file_micro_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_micro_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_micro_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_micro_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_micro_plugin_v1_plugin_proto_goTypes = []any{
 	(WatchEvent_Type)(0),           // 0: micro.plugin.v1.WatchEvent.Type
 	(*DescribeRequest)(nil),        // 1: micro.plugin.v1.DescribeRequest
@@ -2963,116 +3075,120 @@ var file_micro_plugin_v1_plugin_proto_goTypes = []any{
 	(*WatchEvent)(nil),             // 20: micro.plugin.v1.WatchEvent
 	(*Message)(nil),                // 21: micro.plugin.v1.Message
 	(*PublishRequest)(nil),         // 22: micro.plugin.v1.PublishRequest
-	(*PublishAck)(nil),             // 23: micro.plugin.v1.PublishAck
-	(*SubscribeRequest)(nil),       // 24: micro.plugin.v1.SubscribeRequest
-	(*Settle)(nil),                 // 25: micro.plugin.v1.Settle
-	(*SubscribeClientMessage)(nil), // 26: micro.plugin.v1.SubscribeClientMessage
-	(*Delivery)(nil),               // 27: micro.plugin.v1.Delivery
-	(*ListenRequest)(nil),          // 28: micro.plugin.v1.ListenRequest
-	(*Bound)(nil),                  // 29: micro.plugin.v1.Bound
-	(*ShutdownListener)(nil),       // 30: micro.plugin.v1.ShutdownListener
-	(*ListenerClientMessage)(nil),  // 31: micro.plugin.v1.ListenerClientMessage
-	(*ListenerServerMessage)(nil),  // 32: micro.plugin.v1.ListenerServerMessage
-	(*IncomingBatch)(nil),          // 33: micro.plugin.v1.IncomingBatch
-	(*ResponseBatch)(nil),          // 34: micro.plugin.v1.ResponseBatch
-	(*IncomingRequest)(nil),        // 35: micro.plugin.v1.IncomingRequest
-	(*Response)(nil),               // 36: micro.plugin.v1.Response
-	(*CallRequest)(nil),            // 37: micro.plugin.v1.CallRequest
-	(*CallBatch)(nil),              // 38: micro.plugin.v1.CallBatch
-	(*CallResult)(nil),             // 39: micro.plugin.v1.CallResult
-	(*CallResultBatch)(nil),        // 40: micro.plugin.v1.CallResultBatch
-	(*StreamFrame)(nil),            // 41: micro.plugin.v1.StreamFrame
-	(*StreamOpen)(nil),             // 42: micro.plugin.v1.StreamOpen
-	(*EncodeRequest)(nil),          // 43: micro.plugin.v1.EncodeRequest
-	(*EncodeResponse)(nil),         // 44: micro.plugin.v1.EncodeResponse
-	(*DecodeRequest)(nil),          // 45: micro.plugin.v1.DecodeRequest
-	(*DecodeResponse)(nil),         // 46: micro.plugin.v1.DecodeResponse
-	nil,                            // 47: micro.plugin.v1.Service.MetadataEntry
-	nil,                            // 48: micro.plugin.v1.Endpoint.MetadataEntry
-	nil,                            // 49: micro.plugin.v1.Node.MetadataEntry
-	nil,                            // 50: micro.plugin.v1.Message.HeaderEntry
-	nil,                            // 51: micro.plugin.v1.StreamOpen.HeaderEntry
+	(*PublishBatch)(nil),           // 23: micro.plugin.v1.PublishBatch
+	(*PublishAck)(nil),             // 24: micro.plugin.v1.PublishAck
+	(*PublishAckBatch)(nil),        // 25: micro.plugin.v1.PublishAckBatch
+	(*SubscribeRequest)(nil),       // 26: micro.plugin.v1.SubscribeRequest
+	(*Settle)(nil),                 // 27: micro.plugin.v1.Settle
+	(*SubscribeClientMessage)(nil), // 28: micro.plugin.v1.SubscribeClientMessage
+	(*Delivery)(nil),               // 29: micro.plugin.v1.Delivery
+	(*ListenRequest)(nil),          // 30: micro.plugin.v1.ListenRequest
+	(*Bound)(nil),                  // 31: micro.plugin.v1.Bound
+	(*ShutdownListener)(nil),       // 32: micro.plugin.v1.ShutdownListener
+	(*ListenerClientMessage)(nil),  // 33: micro.plugin.v1.ListenerClientMessage
+	(*ListenerServerMessage)(nil),  // 34: micro.plugin.v1.ListenerServerMessage
+	(*IncomingBatch)(nil),          // 35: micro.plugin.v1.IncomingBatch
+	(*ResponseBatch)(nil),          // 36: micro.plugin.v1.ResponseBatch
+	(*IncomingRequest)(nil),        // 37: micro.plugin.v1.IncomingRequest
+	(*Response)(nil),               // 38: micro.plugin.v1.Response
+	(*CallRequest)(nil),            // 39: micro.plugin.v1.CallRequest
+	(*CallBatch)(nil),              // 40: micro.plugin.v1.CallBatch
+	(*CallResult)(nil),             // 41: micro.plugin.v1.CallResult
+	(*CallResultBatch)(nil),        // 42: micro.plugin.v1.CallResultBatch
+	(*StreamFrame)(nil),            // 43: micro.plugin.v1.StreamFrame
+	(*StreamOpen)(nil),             // 44: micro.plugin.v1.StreamOpen
+	(*EncodeRequest)(nil),          // 45: micro.plugin.v1.EncodeRequest
+	(*EncodeResponse)(nil),         // 46: micro.plugin.v1.EncodeResponse
+	(*DecodeRequest)(nil),          // 47: micro.plugin.v1.DecodeRequest
+	(*DecodeResponse)(nil),         // 48: micro.plugin.v1.DecodeResponse
+	nil,                            // 49: micro.plugin.v1.Service.MetadataEntry
+	nil,                            // 50: micro.plugin.v1.Endpoint.MetadataEntry
+	nil,                            // 51: micro.plugin.v1.Node.MetadataEntry
+	nil,                            // 52: micro.plugin.v1.Message.HeaderEntry
+	nil,                            // 53: micro.plugin.v1.StreamOpen.HeaderEntry
 }
 var file_micro_plugin_v1_plugin_proto_depIdxs = []int32{
-	47, // 0: micro.plugin.v1.Service.metadata:type_name -> micro.plugin.v1.Service.MetadataEntry
+	49, // 0: micro.plugin.v1.Service.metadata:type_name -> micro.plugin.v1.Service.MetadataEntry
 	11, // 1: micro.plugin.v1.Service.endpoints:type_name -> micro.plugin.v1.Endpoint
 	12, // 2: micro.plugin.v1.Service.nodes:type_name -> micro.plugin.v1.Node
-	48, // 3: micro.plugin.v1.Endpoint.metadata:type_name -> micro.plugin.v1.Endpoint.MetadataEntry
-	49, // 4: micro.plugin.v1.Node.metadata:type_name -> micro.plugin.v1.Node.MetadataEntry
+	50, // 3: micro.plugin.v1.Endpoint.metadata:type_name -> micro.plugin.v1.Endpoint.MetadataEntry
+	51, // 4: micro.plugin.v1.Node.metadata:type_name -> micro.plugin.v1.Node.MetadataEntry
 	10, // 5: micro.plugin.v1.RegisterRequest.service:type_name -> micro.plugin.v1.Service
 	10, // 6: micro.plugin.v1.DeregisterRequest.service:type_name -> micro.plugin.v1.Service
 	10, // 7: micro.plugin.v1.GetServiceResponse.services:type_name -> micro.plugin.v1.Service
 	10, // 8: micro.plugin.v1.ListServicesResponse.services:type_name -> micro.plugin.v1.Service
 	0,  // 9: micro.plugin.v1.WatchEvent.type:type_name -> micro.plugin.v1.WatchEvent.Type
 	10, // 10: micro.plugin.v1.WatchEvent.service:type_name -> micro.plugin.v1.Service
-	50, // 11: micro.plugin.v1.Message.header:type_name -> micro.plugin.v1.Message.HeaderEntry
+	52, // 11: micro.plugin.v1.Message.header:type_name -> micro.plugin.v1.Message.HeaderEntry
 	21, // 12: micro.plugin.v1.PublishRequest.message:type_name -> micro.plugin.v1.Message
-	24, // 13: micro.plugin.v1.SubscribeClientMessage.subscribe:type_name -> micro.plugin.v1.SubscribeRequest
-	25, // 14: micro.plugin.v1.SubscribeClientMessage.settle:type_name -> micro.plugin.v1.Settle
-	21, // 15: micro.plugin.v1.Delivery.message:type_name -> micro.plugin.v1.Message
-	28, // 16: micro.plugin.v1.ListenerClientMessage.listen:type_name -> micro.plugin.v1.ListenRequest
-	36, // 17: micro.plugin.v1.ListenerClientMessage.response:type_name -> micro.plugin.v1.Response
-	41, // 18: micro.plugin.v1.ListenerClientMessage.stream:type_name -> micro.plugin.v1.StreamFrame
-	30, // 19: micro.plugin.v1.ListenerClientMessage.shutdown:type_name -> micro.plugin.v1.ShutdownListener
-	34, // 20: micro.plugin.v1.ListenerClientMessage.responses:type_name -> micro.plugin.v1.ResponseBatch
-	29, // 21: micro.plugin.v1.ListenerServerMessage.bound:type_name -> micro.plugin.v1.Bound
-	35, // 22: micro.plugin.v1.ListenerServerMessage.request:type_name -> micro.plugin.v1.IncomingRequest
-	41, // 23: micro.plugin.v1.ListenerServerMessage.stream:type_name -> micro.plugin.v1.StreamFrame
-	9,  // 24: micro.plugin.v1.ListenerServerMessage.shutdown_done:type_name -> micro.plugin.v1.Empty
-	33, // 25: micro.plugin.v1.ListenerServerMessage.requests:type_name -> micro.plugin.v1.IncomingBatch
-	35, // 26: micro.plugin.v1.IncomingBatch.requests:type_name -> micro.plugin.v1.IncomingRequest
-	36, // 27: micro.plugin.v1.ResponseBatch.responses:type_name -> micro.plugin.v1.Response
-	21, // 28: micro.plugin.v1.IncomingRequest.message:type_name -> micro.plugin.v1.Message
-	21, // 29: micro.plugin.v1.Response.message:type_name -> micro.plugin.v1.Message
-	21, // 30: micro.plugin.v1.CallRequest.message:type_name -> micro.plugin.v1.Message
-	37, // 31: micro.plugin.v1.CallBatch.calls:type_name -> micro.plugin.v1.CallRequest
-	21, // 32: micro.plugin.v1.CallResult.message:type_name -> micro.plugin.v1.Message
-	39, // 33: micro.plugin.v1.CallResultBatch.results:type_name -> micro.plugin.v1.CallResult
-	42, // 34: micro.plugin.v1.StreamFrame.open:type_name -> micro.plugin.v1.StreamOpen
-	9,  // 35: micro.plugin.v1.StreamFrame.close_send:type_name -> micro.plugin.v1.Empty
-	9,  // 36: micro.plugin.v1.StreamFrame.end:type_name -> micro.plugin.v1.Empty
-	51, // 37: micro.plugin.v1.StreamOpen.header:type_name -> micro.plugin.v1.StreamOpen.HeaderEntry
-	1,  // 38: micro.plugin.v1.Plugin.Describe:input_type -> micro.plugin.v1.DescribeRequest
-	3,  // 39: micro.plugin.v1.Plugin.Configure:input_type -> micro.plugin.v1.ConfigureRequest
-	5,  // 40: micro.plugin.v1.Plugin.Health:input_type -> micro.plugin.v1.HealthRequest
-	7,  // 41: micro.plugin.v1.Plugin.Shutdown:input_type -> micro.plugin.v1.ShutdownRequest
-	13, // 42: micro.plugin.v1.Registry.Register:input_type -> micro.plugin.v1.RegisterRequest
-	14, // 43: micro.plugin.v1.Registry.Deregister:input_type -> micro.plugin.v1.DeregisterRequest
-	15, // 44: micro.plugin.v1.Registry.GetService:input_type -> micro.plugin.v1.GetServiceRequest
-	17, // 45: micro.plugin.v1.Registry.ListServices:input_type -> micro.plugin.v1.ListServicesRequest
-	19, // 46: micro.plugin.v1.Registry.Watch:input_type -> micro.plugin.v1.WatchRequest
-	22, // 47: micro.plugin.v1.Broker.Publish:input_type -> micro.plugin.v1.PublishRequest
-	22, // 48: micro.plugin.v1.Broker.PublishStream:input_type -> micro.plugin.v1.PublishRequest
-	26, // 49: micro.plugin.v1.Broker.Subscribe:input_type -> micro.plugin.v1.SubscribeClientMessage
-	31, // 50: micro.plugin.v1.Transport.Listen:input_type -> micro.plugin.v1.ListenerClientMessage
-	37, // 51: micro.plugin.v1.Transport.Call:input_type -> micro.plugin.v1.CallRequest
-	38, // 52: micro.plugin.v1.Transport.Calls:input_type -> micro.plugin.v1.CallBatch
-	41, // 53: micro.plugin.v1.Transport.Stream:input_type -> micro.plugin.v1.StreamFrame
-	43, // 54: micro.plugin.v1.Codec.Encode:input_type -> micro.plugin.v1.EncodeRequest
-	45, // 55: micro.plugin.v1.Codec.Decode:input_type -> micro.plugin.v1.DecodeRequest
-	2,  // 56: micro.plugin.v1.Plugin.Describe:output_type -> micro.plugin.v1.DescribeResponse
-	4,  // 57: micro.plugin.v1.Plugin.Configure:output_type -> micro.plugin.v1.ConfigureResponse
-	6,  // 58: micro.plugin.v1.Plugin.Health:output_type -> micro.plugin.v1.HealthResponse
-	8,  // 59: micro.plugin.v1.Plugin.Shutdown:output_type -> micro.plugin.v1.ShutdownResponse
-	9,  // 60: micro.plugin.v1.Registry.Register:output_type -> micro.plugin.v1.Empty
-	9,  // 61: micro.plugin.v1.Registry.Deregister:output_type -> micro.plugin.v1.Empty
-	16, // 62: micro.plugin.v1.Registry.GetService:output_type -> micro.plugin.v1.GetServiceResponse
-	18, // 63: micro.plugin.v1.Registry.ListServices:output_type -> micro.plugin.v1.ListServicesResponse
-	20, // 64: micro.plugin.v1.Registry.Watch:output_type -> micro.plugin.v1.WatchEvent
-	9,  // 65: micro.plugin.v1.Broker.Publish:output_type -> micro.plugin.v1.Empty
-	23, // 66: micro.plugin.v1.Broker.PublishStream:output_type -> micro.plugin.v1.PublishAck
-	27, // 67: micro.plugin.v1.Broker.Subscribe:output_type -> micro.plugin.v1.Delivery
-	32, // 68: micro.plugin.v1.Transport.Listen:output_type -> micro.plugin.v1.ListenerServerMessage
-	21, // 69: micro.plugin.v1.Transport.Call:output_type -> micro.plugin.v1.Message
-	40, // 70: micro.plugin.v1.Transport.Calls:output_type -> micro.plugin.v1.CallResultBatch
-	41, // 71: micro.plugin.v1.Transport.Stream:output_type -> micro.plugin.v1.StreamFrame
-	44, // 72: micro.plugin.v1.Codec.Encode:output_type -> micro.plugin.v1.EncodeResponse
-	46, // 73: micro.plugin.v1.Codec.Decode:output_type -> micro.plugin.v1.DecodeResponse
-	56, // [56:74] is the sub-list for method output_type
-	38, // [38:56] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	22, // 13: micro.plugin.v1.PublishBatch.requests:type_name -> micro.plugin.v1.PublishRequest
+	24, // 14: micro.plugin.v1.PublishAckBatch.acks:type_name -> micro.plugin.v1.PublishAck
+	26, // 15: micro.plugin.v1.SubscribeClientMessage.subscribe:type_name -> micro.plugin.v1.SubscribeRequest
+	27, // 16: micro.plugin.v1.SubscribeClientMessage.settle:type_name -> micro.plugin.v1.Settle
+	21, // 17: micro.plugin.v1.Delivery.message:type_name -> micro.plugin.v1.Message
+	30, // 18: micro.plugin.v1.ListenerClientMessage.listen:type_name -> micro.plugin.v1.ListenRequest
+	38, // 19: micro.plugin.v1.ListenerClientMessage.response:type_name -> micro.plugin.v1.Response
+	43, // 20: micro.plugin.v1.ListenerClientMessage.stream:type_name -> micro.plugin.v1.StreamFrame
+	32, // 21: micro.plugin.v1.ListenerClientMessage.shutdown:type_name -> micro.plugin.v1.ShutdownListener
+	36, // 22: micro.plugin.v1.ListenerClientMessage.responses:type_name -> micro.plugin.v1.ResponseBatch
+	31, // 23: micro.plugin.v1.ListenerServerMessage.bound:type_name -> micro.plugin.v1.Bound
+	37, // 24: micro.plugin.v1.ListenerServerMessage.request:type_name -> micro.plugin.v1.IncomingRequest
+	43, // 25: micro.plugin.v1.ListenerServerMessage.stream:type_name -> micro.plugin.v1.StreamFrame
+	9,  // 26: micro.plugin.v1.ListenerServerMessage.shutdown_done:type_name -> micro.plugin.v1.Empty
+	35, // 27: micro.plugin.v1.ListenerServerMessage.requests:type_name -> micro.plugin.v1.IncomingBatch
+	37, // 28: micro.plugin.v1.IncomingBatch.requests:type_name -> micro.plugin.v1.IncomingRequest
+	38, // 29: micro.plugin.v1.ResponseBatch.responses:type_name -> micro.plugin.v1.Response
+	21, // 30: micro.plugin.v1.IncomingRequest.message:type_name -> micro.plugin.v1.Message
+	21, // 31: micro.plugin.v1.Response.message:type_name -> micro.plugin.v1.Message
+	21, // 32: micro.plugin.v1.CallRequest.message:type_name -> micro.plugin.v1.Message
+	39, // 33: micro.plugin.v1.CallBatch.calls:type_name -> micro.plugin.v1.CallRequest
+	21, // 34: micro.plugin.v1.CallResult.message:type_name -> micro.plugin.v1.Message
+	41, // 35: micro.plugin.v1.CallResultBatch.results:type_name -> micro.plugin.v1.CallResult
+	44, // 36: micro.plugin.v1.StreamFrame.open:type_name -> micro.plugin.v1.StreamOpen
+	9,  // 37: micro.plugin.v1.StreamFrame.close_send:type_name -> micro.plugin.v1.Empty
+	9,  // 38: micro.plugin.v1.StreamFrame.end:type_name -> micro.plugin.v1.Empty
+	53, // 39: micro.plugin.v1.StreamOpen.header:type_name -> micro.plugin.v1.StreamOpen.HeaderEntry
+	1,  // 40: micro.plugin.v1.Plugin.Describe:input_type -> micro.plugin.v1.DescribeRequest
+	3,  // 41: micro.plugin.v1.Plugin.Configure:input_type -> micro.plugin.v1.ConfigureRequest
+	5,  // 42: micro.plugin.v1.Plugin.Health:input_type -> micro.plugin.v1.HealthRequest
+	7,  // 43: micro.plugin.v1.Plugin.Shutdown:input_type -> micro.plugin.v1.ShutdownRequest
+	13, // 44: micro.plugin.v1.Registry.Register:input_type -> micro.plugin.v1.RegisterRequest
+	14, // 45: micro.plugin.v1.Registry.Deregister:input_type -> micro.plugin.v1.DeregisterRequest
+	15, // 46: micro.plugin.v1.Registry.GetService:input_type -> micro.plugin.v1.GetServiceRequest
+	17, // 47: micro.plugin.v1.Registry.ListServices:input_type -> micro.plugin.v1.ListServicesRequest
+	19, // 48: micro.plugin.v1.Registry.Watch:input_type -> micro.plugin.v1.WatchRequest
+	22, // 49: micro.plugin.v1.Broker.Publish:input_type -> micro.plugin.v1.PublishRequest
+	23, // 50: micro.plugin.v1.Broker.PublishStream:input_type -> micro.plugin.v1.PublishBatch
+	28, // 51: micro.plugin.v1.Broker.Subscribe:input_type -> micro.plugin.v1.SubscribeClientMessage
+	33, // 52: micro.plugin.v1.Transport.Listen:input_type -> micro.plugin.v1.ListenerClientMessage
+	39, // 53: micro.plugin.v1.Transport.Call:input_type -> micro.plugin.v1.CallRequest
+	40, // 54: micro.plugin.v1.Transport.Calls:input_type -> micro.plugin.v1.CallBatch
+	43, // 55: micro.plugin.v1.Transport.Stream:input_type -> micro.plugin.v1.StreamFrame
+	45, // 56: micro.plugin.v1.Codec.Encode:input_type -> micro.plugin.v1.EncodeRequest
+	47, // 57: micro.plugin.v1.Codec.Decode:input_type -> micro.plugin.v1.DecodeRequest
+	2,  // 58: micro.plugin.v1.Plugin.Describe:output_type -> micro.plugin.v1.DescribeResponse
+	4,  // 59: micro.plugin.v1.Plugin.Configure:output_type -> micro.plugin.v1.ConfigureResponse
+	6,  // 60: micro.plugin.v1.Plugin.Health:output_type -> micro.plugin.v1.HealthResponse
+	8,  // 61: micro.plugin.v1.Plugin.Shutdown:output_type -> micro.plugin.v1.ShutdownResponse
+	9,  // 62: micro.plugin.v1.Registry.Register:output_type -> micro.plugin.v1.Empty
+	9,  // 63: micro.plugin.v1.Registry.Deregister:output_type -> micro.plugin.v1.Empty
+	16, // 64: micro.plugin.v1.Registry.GetService:output_type -> micro.plugin.v1.GetServiceResponse
+	18, // 65: micro.plugin.v1.Registry.ListServices:output_type -> micro.plugin.v1.ListServicesResponse
+	20, // 66: micro.plugin.v1.Registry.Watch:output_type -> micro.plugin.v1.WatchEvent
+	9,  // 67: micro.plugin.v1.Broker.Publish:output_type -> micro.plugin.v1.Empty
+	25, // 68: micro.plugin.v1.Broker.PublishStream:output_type -> micro.plugin.v1.PublishAckBatch
+	29, // 69: micro.plugin.v1.Broker.Subscribe:output_type -> micro.plugin.v1.Delivery
+	34, // 70: micro.plugin.v1.Transport.Listen:output_type -> micro.plugin.v1.ListenerServerMessage
+	21, // 71: micro.plugin.v1.Transport.Call:output_type -> micro.plugin.v1.Message
+	42, // 72: micro.plugin.v1.Transport.Calls:output_type -> micro.plugin.v1.CallResultBatch
+	43, // 73: micro.plugin.v1.Transport.Stream:output_type -> micro.plugin.v1.StreamFrame
+	46, // 74: micro.plugin.v1.Codec.Encode:output_type -> micro.plugin.v1.EncodeResponse
+	48, // 75: micro.plugin.v1.Codec.Decode:output_type -> micro.plugin.v1.DecodeResponse
+	58, // [58:76] is the sub-list for method output_type
+	40, // [40:58] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_micro_plugin_v1_plugin_proto_init() }
@@ -3080,25 +3196,25 @@ func file_micro_plugin_v1_plugin_proto_init() {
 	if File_micro_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[25].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[27].OneofWrappers = []any{
 		(*SubscribeClientMessage_Subscribe)(nil),
 		(*SubscribeClientMessage_Settle)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[30].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[32].OneofWrappers = []any{
 		(*ListenerClientMessage_Listen)(nil),
 		(*ListenerClientMessage_Response)(nil),
 		(*ListenerClientMessage_Stream)(nil),
 		(*ListenerClientMessage_Shutdown)(nil),
 		(*ListenerClientMessage_Responses)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[31].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[33].OneofWrappers = []any{
 		(*ListenerServerMessage_Bound)(nil),
 		(*ListenerServerMessage_Request)(nil),
 		(*ListenerServerMessage_Stream)(nil),
 		(*ListenerServerMessage_ShutdownDone)(nil),
 		(*ListenerServerMessage_Requests)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[40].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[42].OneofWrappers = []any{
 		(*StreamFrame_Open)(nil),
 		(*StreamFrame_Data)(nil),
 		(*StreamFrame_CloseSend)(nil),
@@ -3111,7 +3227,7 @@ func file_micro_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_micro_plugin_v1_plugin_proto_rawDesc), len(file_micro_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -525,9 +525,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type BrokerClient interface {
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*Empty, error)
-	// PublishStream publishes many messages over one stream; each is acknowledged
-	// by id, so a host can batch across the boundary.
-	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishRequest, PublishAck], error)
+	// PublishStream publishes many messages over one stream in batches; each
+	// message is acknowledged by id, acks also travel in batches.
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishBatch, PublishAckBatch], error)
 	// Subscribe: the host sends a SubscribeRequest first, then settles each
 	// delivery; the plugin streams deliveries.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeClientMessage, Delivery], error)
@@ -551,18 +551,18 @@ func (c *brokerClient) Publish(ctx context.Context, in *PublishRequest, opts ...
 	return out, nil
 }
 
-func (c *brokerClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishRequest, PublishAck], error) {
+func (c *brokerClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishBatch, PublishAckBatch], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Broker_ServiceDesc.Streams[0], Broker_PublishStream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[PublishRequest, PublishAck]{ClientStream: stream}
+	x := &grpc.GenericClientStream[PublishBatch, PublishAckBatch]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Broker_PublishStreamClient = grpc.BidiStreamingClient[PublishRequest, PublishAck]
+type Broker_PublishStreamClient = grpc.BidiStreamingClient[PublishBatch, PublishAckBatch]
 
 func (c *brokerClient) Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeClientMessage, Delivery], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -582,9 +582,9 @@ type Broker_SubscribeClient = grpc.BidiStreamingClient[SubscribeClientMessage, D
 // for forward compatibility.
 type BrokerServer interface {
 	Publish(context.Context, *PublishRequest) (*Empty, error)
-	// PublishStream publishes many messages over one stream; each is acknowledged
-	// by id, so a host can batch across the boundary.
-	PublishStream(grpc.BidiStreamingServer[PublishRequest, PublishAck]) error
+	// PublishStream publishes many messages over one stream in batches; each
+	// message is acknowledged by id, acks also travel in batches.
+	PublishStream(grpc.BidiStreamingServer[PublishBatch, PublishAckBatch]) error
 	// Subscribe: the host sends a SubscribeRequest first, then settles each
 	// delivery; the plugin streams deliveries.
 	Subscribe(grpc.BidiStreamingServer[SubscribeClientMessage, Delivery]) error
@@ -601,7 +601,7 @@ type UnimplementedBrokerServer struct{}
 func (UnimplementedBrokerServer) Publish(context.Context, *PublishRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
 }
-func (UnimplementedBrokerServer) PublishStream(grpc.BidiStreamingServer[PublishRequest, PublishAck]) error {
+func (UnimplementedBrokerServer) PublishStream(grpc.BidiStreamingServer[PublishBatch, PublishAckBatch]) error {
 	return status.Error(codes.Unimplemented, "method PublishStream not implemented")
 }
 func (UnimplementedBrokerServer) Subscribe(grpc.BidiStreamingServer[SubscribeClientMessage, Delivery]) error {
@@ -647,11 +647,11 @@ func _Broker_Publish_Handler(srv interface{}, ctx context.Context, dec func(inte
 }
 
 func _Broker_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(BrokerServer).PublishStream(&grpc.GenericServerStream[PublishRequest, PublishAck]{ServerStream: stream})
+	return srv.(BrokerServer).PublishStream(&grpc.GenericServerStream[PublishBatch, PublishAckBatch]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Broker_PublishStreamServer = grpc.BidiStreamingServer[PublishRequest, PublishAck]
+type Broker_PublishStreamServer = grpc.BidiStreamingServer[PublishBatch, PublishAckBatch]
 
 func _Broker_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(BrokerServer).Subscribe(&grpc.GenericServerStream[SubscribeClientMessage, Delivery]{ServerStream: stream})
