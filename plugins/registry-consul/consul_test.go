@@ -17,7 +17,7 @@ import (
 
 // consulBinary returns the Consul binary scripts/testenv provides, building it on
 // first use (so CI needs no setup step); MICRO_TESTENV=off skips instead.
-func consulBinary(t *testing.T) string {
+func consulBinary(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("MICRO_TESTENV") == "off" {
 		t.Skip("!!! SKIPPED: MICRO_TESTENV=off — these tests need a real Consul (scripts/testenv install consul) !!!")
@@ -51,7 +51,7 @@ var (
 
 // agent is a Consul dev agent on loopback ports of its own.
 type agent struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	dataDir string
 	ports   []int // http, server, serf-lan, serf-wan
@@ -62,7 +62,7 @@ type agent struct {
 
 // startAgent starts a dev agent on free ports, waits for its leader, and stops
 // it when the test ends.
-func startAgent(t *testing.T) *agent {
+func startAgent(t testing.TB) *agent {
 	t.Helper()
 	a := &agent{t: t, bin: consulBinary(t), dataDir: t.TempDir(), ports: freePorts(t, 4)}
 	a.start()
@@ -152,7 +152,7 @@ func (a *agent) logTail() string {
 
 // freePorts returns n distinct free loopback TCP ports (listened on at once,
 // then released for the agent to take).
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
@@ -179,7 +179,7 @@ func newTestRegistry(t *testing.T, a *agent) *consulRegistry {
 
 // eventually polls f until it returns nil, failing t with f's last error
 // after within.
-func eventually(t *testing.T, within time.Duration, what string, f func() error) {
+func eventually(t testing.TB, within time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	tick := time.NewTicker(50 * time.Millisecond)

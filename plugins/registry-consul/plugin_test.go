@@ -18,20 +18,7 @@ import (
 // validates the config against the schema), and called over gRPC.
 func TestPluginConformance(t *testing.T) {
 	a := startAgent(t)
-	bin := filepath.Join(t.TempDir(), plugins.BinaryName("registry-consul"))
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	sum, err := plugins.FileSHA256(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := plugins.NewManager(plugins.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	spec := plugins.Spec{ID: "registry-consul", Kind: "registry", Version: version, Path: bin, SHA256: sum}
+	m, spec := pluginSpec(t)
 
 	spec.Config = json.RawMessage(`{"address":"` + a.addr() + `","ttl":"2s"}`)
 	if inst, err := m.Start(context.Background(), spec); err == nil {
@@ -47,6 +34,26 @@ func TestPluginConformance(t *testing.T) {
 	t.Cleanup(inst.Stop)
 	conformance.Registry(t, func(t *testing.T) registry.Registry { return inst.Registry() },
 		conformance.TTL(2*time.Second), conformance.Timeout(15*time.Second))
+}
+
+// pluginSpec builds micro-registry-consul and returns a plugin manager and the
+// spec (no config yet) to start it with; both go away when tb ends.
+func pluginSpec(tb testing.TB) (*plugins.Manager, plugins.Spec) {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), plugins.BinaryName("registry-consul"))
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		tb.Fatalf("go build: %v\n%s", err, out)
+	}
+	sum, err := plugins.FileSHA256(bin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := plugins.NewManager(plugins.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m, plugins.Spec{ID: "registry-consul", Kind: "registry", Version: version, Path: bin, SHA256: sum}
 }
 
 // TestConfigRejected checks parseConfig refuses what it cannot use and applies
