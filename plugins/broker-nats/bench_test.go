@@ -24,9 +24,12 @@ var benchPayload = []byte(`{"order_id":"o-123456","customer":"c-42","total_cents
 // BenchmarkPublish measures publish throughput to a live subscriber: each
 // sub-benchmark publishes b.N messages from parallel publishers and stops when a
 // plain nats.go subscriber has received them all, so every figure counts
-// messages that crossed the server. "raw" is nats.go alone, "in-process" the
-// broker without the plugin boundary, "plugin" the broker-nats plugin process
-// the host calls over gRPC. Compare plugin to raw in the same run.
+// messages that crossed the server. "raw" is nats.go alone (Publish returns
+// once the message is in the connection's buffer), "raw-flushed" nats.go waiting
+// for the server after each publish, "in-process" the broker without the plugin
+// boundary, "plugin" the broker-nats plugin process the host calls over gRPC
+// (Publish returns once the plugin's connection has the message, or, with
+// JetStream, once the stream stored it). Compare plugin to raw in the same run.
 func BenchmarkPublish(b *testing.B) {
 	s := startServer(b, b.TempDir(), server.RANDOM_PORT)
 	core := map[string]any{"url": s.ClientURL()}
@@ -46,6 +49,14 @@ func BenchmarkPublish(b *testing.B) {
 		measure(b, s.ClientURL(), "bench.raw", func(ctx context.Context, subject string) error {
 			return rawConn.Publish(subject, benchPayload)
 		}, rawConn.Flush)
+	})
+	b.Run("core/raw-flushed", func(b *testing.B) {
+		measure(b, s.ClientURL(), "bench.rawflushed", func(ctx context.Context, subject string) error {
+			if err := rawConn.Publish(subject, benchPayload); err != nil {
+				return err
+			}
+			return rawConn.FlushTimeout(10 * time.Second)
+		}, nil)
 	})
 	b.Run("core/in-process", func(b *testing.B) {
 		measure(b, s.ClientURL(), "bench.inproc", brokerPublish(inProcessCore), nil)
