@@ -26,6 +26,15 @@ const (
 	Baggage     = "Baggage"          // W3C baggage
 	Auth        = "Authorization"    // bearer tokens
 	Prefix      = "Micro-"           // every Microhost-specific header starts with this
+
+	// Set by the gateway on the calls it proxies (RFC 7239 and the de facto
+	// X-Forwarded-* names), so a handler sees the original client.
+	Forwarded       = "Forwarded"
+	ForwardedFor    = "X-Forwarded-For"
+	ForwardedHost   = "X-Forwarded-Host"
+	ForwardedProto  = "X-Forwarded-Proto"
+	FailedParts     = "Micro-Failed-Parts" // gateway aggregation: the parts that failed, comma-separated
+	RequestIDLegacy = "X-Request-Id"       // accepted from HTTP clients when Micro-Request-Id is absent
 )
 
 // Propagated reports whether a header name crosses a hop: every Micro-* name and the
@@ -35,7 +44,8 @@ func Propagated(name string) bool {
 		return true
 	}
 	switch name {
-	case ContentType, Accept, TraceParent, TraceState, Baggage, Auth:
+	case ContentType, Accept, TraceParent, TraceState, Baggage, Auth,
+		Forwarded, ForwardedFor, ForwardedHost, ForwardedProto:
 		return true
 	}
 	return false

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/schema"
 )
 
 // Kind says how an endpoint exchanges messages.
@@ -47,6 +48,8 @@ type method struct {
 	respType   reflect.Type  // the element type of *Resp (unary only)
 	idempotent bool
 	meta       map[string]string
+	reqSchema  string // JSON Schema of the request, "" for bidi streams
+	respSchema string // JSON Schema of the response, unary only
 }
 
 // HandleOption tunes how a handler's methods are registered.
@@ -122,6 +125,12 @@ func extractMethods(h any, opts ...HandleOption) (string, []*method, error) {
 		default:
 			continue
 		}
+		if md.reqType != nil {
+			md.reqSchema = schema.JSON(md.reqType)
+		}
+		if md.respType != nil {
+			md.respSchema = schema.JSON(md.respType)
+		}
 		out = append(out, md)
 	}
 	if len(out) == 0 {
@@ -132,7 +141,8 @@ func extractMethods(h any, opts ...HandleOption) (string, []*method, error) {
 	return name, out, nil
 }
 
-// endpoint describes m for the registry.
+// endpoint describes m for the registry, with the JSON Schemas of its request
+// and response so the gateway can document it.
 func (m *method) endpoint() *registry.Endpoint {
 	ep := &registry.Endpoint{Name: m.name, Metadata: map[string]string{"kind": m.kind.String()}}
 	if m.reqType != nil {
@@ -143,6 +153,12 @@ func (m *method) endpoint() *registry.Endpoint {
 	}
 	if m.idempotent {
 		ep.Metadata["idempotent"] = "true"
+	}
+	if m.reqSchema != "" {
+		ep.Metadata[schema.RequestKey] = m.reqSchema
+	}
+	if m.respSchema != "" {
+		ep.Metadata[schema.ResponseKey] = m.respSchema
 	}
 	for k, v := range m.meta {
 		ep.Metadata[k] = v
