@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/microhost/micro/sdk/errors"
+	"github.com/microhost/micro/sdk/metadata"
+)
+
+// aggregateHandler serves an Aggregate: every part is called in parallel
+// under the aggregate's deadline, and the JSON answers are merged under the
+// parts' names in the order the parts are declared.
+type aggregateHandler struct {
+	st      *state
+	agg     *Aggregate
+	pat     *pattern
+	timeout time.Duration
+	params  [][]string // per part: the wildcards that go into its request object
+}
+
+func newAggregateHandler(st *state, a *Aggregate) *aggregateHandler {
+	pat, _ := parsePattern(a.Pattern) // validated
+	h := &aggregateHandler{st: st, agg: a, pat: pat, timeout: a.Timeout}
+	if h.timeout <= 0 {
+		h.timeout = st.cfg.Timeout
+	}
+	for _, p := range a.Parts {
+		h.params = append(h.params, bodyParams(pat, p.Service, p.Endpoint))
+	}
+	return h
+}
+
+// partResult is one part's outcome: its JSON answer or its error.
+type partResult struct {
+	body []byte
+	err  *errors.Error
+}
+
+func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := h.st
+	body, e := st.readBody(w, r)
+	if e != nil {
+		writeError(w, r, e)
+		return
+	}
+	// Each part reads the body again, with its own parameters merged in.
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	results := make([]partResult, len(h.agg.Parts))
+	var wg sync.WaitGroup
+	for i, part := range h.agg.Parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.callPart(ctx, w, r, body, i, part)
+		}()
+	}
+	wg.Wait()
+
+	var failed []string
+	var firstErr *errors.Error
+	var out bytes.Buffer
+	out.WriteByte('{')
+	for i, part := range h.agg.Parts {
+		res := results[i]
+		if res.err != nil {
+			st.metrics.partFails.WithLabelValues(h.pat.label(), part.Name).Inc()
+			failed = append(failed, part.Name)
+			if firstErr == nil {
+				firstErr = res.err
+			}
+			continue
+		}
+		if out.Len() > 1 {
+			out.WriteByte(',')
+		}
+		name, _ := json.Marshal(part.Name)
+		out.Write(name)
+		out.WriteByte(':')
+		out.Write(bytes.TrimSpace(res.body))
+	}
+	out.WriteByte('}')
+	if len(failed) > 0 {
+		w.Header().Set(metadata.FailedParts, strings.Join(failed, ","))
+		if h.agg.Partial != PartialAllow || len(failed) == len(h.agg.Parts) {
+			e := *firstErr
+			e.Detail = "aggregate part " + failed[0] + " failed: " + e.Detail
+			writeError(w, r, &e)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
+	w.WriteHeader(http.StatusOK)
+	w.Write(out.Bytes())
+}
+
+// callPart makes one part's call and checks its answer is JSON.
+func (h *aggregateHandler) callPart(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, i int, part *Part) partResult {
+	st := h.st
+	service, endpoint := expand(part.Service, r), expand(part.Endpoint, r)
+	if e := st.check(service, endpoint); e != nil {
+		return partResult{err: e}
+	}
+	pr := r.Clone(ctx)
+	pr.Body = nil
+	if len(body) > 0 {
+		pr.Body = readCloser{bytes.NewReader(body)}
+		pr.ContentLength = int64(len(body))
+	}
+	reqBody, ct, e := st.requestBody(w, pr, service, endpoint, h.params[i])
+	if e != nil {
+		return partResult{err: e}
+	}
+	if part.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, part.Timeout)
+		defer cancel()
+	}
+	header := st.outHeader(w, r, service, endpoint, ct)
+	header[metadata.Accept] = "application/json" // the merge is JSON
+	res := st.call(ctx, &backendCall{
+		service: service, endpoint: endpoint, header: header, body: reqBody,
+		retry:      retryOf(part.Retry),
+		idempotent: idempotentMethod(r.Method) || st.endpointIdempotent(ctx, service, endpoint),
+	})
+	if res.err != nil {
+		return partResult{err: res.err}
+	}
+	if !json.Valid(res.msg.Body) {
+		return partResult{err: errors.BadGateway("gateway", "%s %s answered with a body that is not JSON", service, endpoint)}
+	}
+	return partResult{body: res.msg.Body}
+}
+
+// readCloser is a body read from memory.
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }

@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/microhost/micro/sdk/metadata"
+)
+
+// forwardedFromClient are the request headers a backend call carries on.
+var forwardedFromClient = []string{metadata.Accept, metadata.Auth, metadata.TraceParent, metadata.TraceState, metadata.Baggage}
+
+// outHeader builds the metadata of a backend call for r: the target, the
+// body's content type, the request id, the client's Accept, auth and trace
+// context, and Forwarded / X-Forwarded-* naming the client and how it came in.
+func (st *state) outHeader(w http.ResponseWriter, r *http.Request, service, endpoint, contentType string) map[string]string {
+	h := make(map[string]string, 12)
+	h[metadata.Service] = service
+	h[metadata.Endpoint] = endpoint
+	h[metadata.ContentType] = contentType
+	h[metadata.RequestID] = w.Header().Get(metadata.RequestID)
+	for _, k := range forwardedFromClient {
+		if v := r.Header.Get(k); v != "" {
+			h[k] = v
+		}
+	}
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	node := client
+	if strings.Contains(client, ":") {
+		node = `"[` + client + `]"` // RFC 7239: IPv6 is bracketed and quoted
+	}
+	fwd := "for=" + node + ";host=" + quoteIfNeeded(r.Host) + ";proto=" + proto
+	if prev := strings.Join(r.Header.Values(metadata.Forwarded), ", "); prev != "" {
+		fwd = prev + ", " + fwd
+	}
+	h[metadata.Forwarded] = fwd
+	xff := client
+	if prev := strings.Join(r.Header.Values(metadata.ForwardedFor), ", "); prev != "" {
+		xff = prev + ", " + client
+	}
+	h[metadata.ForwardedFor] = xff
+	h[metadata.ForwardedHost] = firstNonEmpty(r.Header.Get(metadata.ForwardedHost), r.Host)
+	h[metadata.ForwardedProto] = firstNonEmpty(r.Header.Get(metadata.ForwardedProto), proto)
+	return h
+}
+
+// quoteIfNeeded quotes a Forwarded value that is not a plain token (host:port is not).
+func quoteIfNeeded(s string) string {
+	if isToken(s) && !strings.Contains(s, ":") {
+		return s
+	}
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

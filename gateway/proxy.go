@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/microhost/micro/sdk/errors"
+	"github.com/microhost/micro/sdk/metadata"
+)
+
+// routeHandler proxies a Route.
+type routeHandler struct {
+	st        *state
+	route     *Route
+	pat       *pattern
+	timeout   time.Duration
+	transform *transformer
+	// bodyParams are the wildcards that go into the request object: those the
+	// service and endpoint templates do not use.
+	bodyParams []string
+}
+
+func newRouteHandler(st *state, r *Route) *routeHandler {
+	pat, _ := parsePattern(r.Pattern) // validated
+	h := &routeHandler{st: st, route: r, pat: pat, timeout: r.Timeout, transform: newTransformer(r.Transform)}
+	if h.timeout <= 0 {
+		h.timeout = st.cfg.Timeout
+	}
+	h.bodyParams = bodyParams(pat, r.Service, r.Endpoint)
+	return h
+}
+
+// bodyParams are pat's wildcards not used by the given templates.
+func bodyParams(pat *pattern, templates ...string) []string {
+	used := map[string]bool{}
+	for _, t := range templates {
+		refs, _ := templateParams(t)
+		for _, ref := range refs {
+			used[ref] = true
+		}
+	}
+	var out []string
+	for _, p := range pat.params {
+		if !used[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := h.st
+	service, endpoint := expand(h.route.Service, r), expand(h.route.Endpoint, r)
+	if e := st.check(service, endpoint); e != nil {
+		writeError(w, r, e)
+		return
+	}
+	body, ct, e := st.requestBody(w, r, service, endpoint, h.bodyParams)
+	if e != nil {
+		writeError(w, r, e)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	res := st.call(ctx, &backendCall{
+		service:    service,
+		endpoint:   endpoint,
+		header:     st.outHeader(w, r, service, endpoint, ct),
+		body:       body,
+		retry:      retryOf(h.route.Retry),
+		idempotent: idempotentMethod(r.Method) || st.endpointIdempotent(ctx, service, endpoint),
+	})
+	st.writeResult(w, r, res, h.transform)
+}
+
+// writeResult answers with a call's result: the backend's body and codec, or
+// its error as a problem document (with Retry-After from an open breaker).
+func (st *state) writeResult(w http.ResponseWriter, r *http.Request, res callResult, t *transformer) {
+	if res.err != nil {
+		if res.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(res.retryAfter/time.Second)))
+		}
+		writeError(w, r, res.err)
+		return
+	}
+	ct := res.msg.Header[metadata.ContentType]
+	body := res.msg.Body
+	if t != nil {
+		var e *errors.Error
+		if body, e = st.transformBody(t, ct, body); e != nil {
+			writeError(w, r, e)
+			return
+		}
+	}
+	h := w.Header()
+	if ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+func retryOf(r *Retry) Retry {
+	if r == nil {
+		return Retry{}
+	}
+	return *r
+}
+
+// idempotentMethod reports whether HTTP says repeating a request with this
+// method has the effect of making it once.
+func idempotentMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// endpointIdempotent reports whether the service registered the endpoint as
+// safe to retry.
+func (st *state) endpointIdempotent(ctx context.Context, service, endpoint string) bool {
+	svcs, err := st.cache.Lookup(ctx, service)
+	if err != nil {
+		return false
+	}
+	for _, s := range svcs {
+		for _, ep := range s.Endpoints {
+			if ep.Name == endpoint {
+				return ep.Metadata["idempotent"] == "true"
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,232 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/microhost/micro/gateway"
+	"github.com/microhost/micro/sdk/metadata"
+	"github.com/microhost/micro/sdk/registry"
+)
+
+// routingConfig routes a users service and an echo service.
+func routingConfig() gateway.Config {
+	return gateway.Config{Routes: []*gateway.Route{
+		{Pattern: "GET /users/{id}", Service: "users", Endpoint: "Users.Get"},
+		{Pattern: "DELETE /users/{id}", Service: "users", Endpoint: "Users.Delete"},
+		{Pattern: "POST /echo", Service: "echo", Endpoint: "Echo.Say"},
+		{Pattern: "GET /files/{path...}", Service: "echo", Endpoint: "Echo.Say"},
+		{Pattern: "POST /rpc/{service}/{endpoint}", Service: "{service}", Endpoint: "{endpoint}"},
+	}}
+}
+
+func TestRouting(t *testing.T) {
+	reg := registry.NewMemory()
+	startBackend(t, reg, "users", Users{})
+	startBackend(t, reg, "echo", &Echo{instance: "e1"})
+	_, base := startGateway(t, routingConfig(), reg)
+
+	t.Run("path param and query reach the handler typed", func(t *testing.T) {
+		r := do(t, "GET", base+"/users/42?verbose=true", "")
+		var u User
+		r.json(t, &u)
+		if r.status != 200 || u.ID != 42 || !u.Verbose || u.Name != "user42" {
+			t.Fatalf("%d %+v", r.status, u)
+		}
+		if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+	})
+	t.Run("catch-all", func(t *testing.T) {
+		r := do(t, "GET", base+"/files/a/b/c.txt?text=hi&tags=x&tags=y", "")
+		var e EchoResponse
+		r.json(t, &e)
+		if r.status != 200 || e.Path != "a/b/c.txt" || e.Text != "hi" || strings.Join(e.Tags, ",") != "x,y" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("body passes through", func(t *testing.T) {
+		r := do(t, "POST", base+"/echo", `{"text":"hello"}`)
+		var e EchoResponse
+		r.json(t, &e)
+		if r.status != 200 || e.Text != "hello" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("templated service and endpoint", func(t *testing.T) {
+		r := do(t, "POST", base+"/rpc/echo/Echo.Say", `{"text":"dyn"}`)
+		if r.status != 200 || !strings.Contains(r.body, `"text":"dyn"`) {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("404 as a problem", func(t *testing.T) {
+		r := do(t, "GET", base+"/nowhere", "")
+		p := r.problem(t)
+		if r.status != 404 || p.Status != 404 || p.Code != 404 || !strings.Contains(p.Detail, "/nowhere") {
+			t.Fatalf("%d %+v", r.status, p)
+		}
+	})
+	t.Run("405 with Allow as a problem", func(t *testing.T) {
+		r := do(t, "PUT", base+"/users/1", `{}`)
+		p := r.problem(t)
+		allow := r.header.Get("Allow")
+		if r.status != 405 || p.Status != 405 || !strings.Contains(allow, "GET") || !strings.Contains(allow, "DELETE") {
+			t.Fatalf("%d Allow=%q %+v", r.status, allow, p)
+		}
+	})
+	t.Run("backend errors pass through as problems", func(t *testing.T) {
+		for _, tc := range []struct {
+			url    string
+			status int
+			id     string
+		}{
+			{"/users/404", 404, "users"},
+			{"/users/-1", 422, "users"},
+		} {
+			r := do(t, "GET", base+tc.url, "")
+			p := r.problem(t)
+			if r.status != tc.status || p.Status != tc.status || p.Code != int32(tc.status) || p.ID != tc.id || p.Detail == "" {
+				t.Errorf("%s: %d %+v", tc.url, r.status, p)
+			}
+			if tc.status == 422 && (len(p.Fields) != 1 || p.Fields[0].Field != "id") {
+				t.Errorf("field errors lost: %+v", p.Fields)
+			}
+		}
+		r := do(t, "POST", base+"/echo", `{"fail":409}`)
+		if p := r.problem(t); r.status != 409 || p.ID != "echo" || p.Title != "Conflict" {
+			t.Errorf("%d %+v", r.status, p)
+		}
+	})
+	t.Run("unknown service is 503", func(t *testing.T) {
+		r := do(t, "POST", base+"/rpc/nobody/X.Y", `{}`)
+		if p := r.problem(t); r.status != 503 || !strings.Contains(p.Detail, "nobody") {
+			t.Fatalf("%d %+v", r.status, p)
+		}
+	})
+	t.Run("metrics label routes by template", func(t *testing.T) {
+		r := do(t, "GET", base+"/metrics", "")
+		for _, want := range []string{
+			`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}"}`,
+			`http_route="/files/{path...}"`,
+			`http_route="unmatched"`,
+			`http_client_request_duration_seconds_count{http_response_status_code="200",rpc_method="Users.Get",rpc_service="users"}`,
+			`micro_gateway_breaker_state{backend="users"} 0`,
+		} {
+			if !strings.Contains(r.body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		for _, raw := range []string{`"/users/42"`, `"/nowhere"`, `a/b/c.txt`} {
+			if strings.Contains(r.body, raw) {
+				t.Errorf("metrics carry the raw path %s", raw)
+			}
+		}
+	})
+}
+
+func TestRequestIDAndForwarded(t *testing.T) {
+	reg := registry.NewMemory()
+	startBackend(t, reg, "echo", &Echo{})
+	_, base := startGateway(t, routingConfig(), reg)
+
+	r := do(t, "POST", base+"/echo", `{}`, "Micro-Request-Id: req-123", "X-Forwarded-For: 10.0.0.9", "Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	var e EchoResponse
+	r.json(t, &e)
+	h := e.Header
+	if r.header.Get(metadata.RequestID) != "req-123" || h[metadata.RequestID] != "req-123" {
+		t.Errorf("request id not forwarded: response %q, backend %q", r.header.Get(metadata.RequestID), h[metadata.RequestID])
+	}
+	if h[metadata.ForwardedFor] != "10.0.0.9, 127.0.0.1" || h[metadata.ForwardedProto] != "http" || h[metadata.ForwardedHost] == "" {
+		t.Errorf("X-Forwarded-*: %v", h)
+	}
+	if !strings.HasPrefix(h[metadata.Forwarded], "for=127.0.0.1;host=") || !strings.HasSuffix(h[metadata.Forwarded], ";proto=http") {
+		t.Errorf("Forwarded: %q", h[metadata.Forwarded])
+	}
+	if h[metadata.TraceParent] == "" {
+		t.Error("traceparent not forwarded")
+	}
+
+	r1, r2 := do(t, "POST", base+"/echo", `{}`), do(t, "POST", base+"/echo", `{}`)
+	id1, id2 := r1.header.Get(metadata.RequestID), r2.header.Get(metadata.RequestID)
+	if len(id1) != 32 || id1 == id2 {
+		t.Errorf("generated ids %q %q", id1, id2)
+	}
+	var e1 EchoResponse
+	r1.json(t, &e1)
+	if e1.Header[metadata.RequestID] != id1 {
+		t.Errorf("backend saw %q, client got %q", e1.Header[metadata.RequestID], id1)
+	}
+	// An error carries the id too.
+	if p := do(t, "GET", base+"/nowhere", "", "X-Request-Id: legacy-1").problem(t); p.RequestID != "legacy-1" {
+		t.Errorf("problem request id %q", p.RequestID)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	reg := registry.NewMemory()
+	startBackend(t, reg, "echo", &Echo{})
+	cfg := routingConfig()
+	cfg.MaxBody = 1024
+	cfg.Routes = append(cfg.Routes, &gateway.Route{Pattern: "POST /echo/{text}", Service: "echo", Endpoint: "Echo.Say"})
+	_, base := startGateway(t, cfg, reg)
+
+	for _, tc := range []struct {
+		name, url, body, ctype string
+		status                 int
+		detail                 string
+	}{
+		{"malformed JSON", "/echo/x", `{"text":`, "application/json", 400, "malformed json body"},
+		{"not an object", "/echo/x", `[1,2]`, "application/json", 400, "expected an object"},
+		{"malformed JSON passed through", "/echo", `{"text":`, "application/json", 400, "malformed json body"},
+		{"unknown content type", "/echo", `<a/>`, "application/xml", 415, "application/json"},
+		{"oversized", "/echo", `{"text":"` + strings.Repeat("x", 2000) + `"}`, "application/json", 413, "1024 byte limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, "POST", base+tc.url, tc.body, "Content-Type: "+tc.ctype)
+			p := r.problem(t)
+			if r.status != tc.status || !strings.Contains(strings.ToLower(p.Detail), strings.ToLower(tc.detail)) {
+				t.Fatalf("%d %+v", r.status, p)
+			}
+		})
+	}
+	t.Run("oversized without Content-Length", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", base+"/echo", strings.NewReader(strings.Repeat("x", 5000)))
+		req.ContentLength = -1
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 413 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+}
+
+func TestConfigErrors(t *testing.T) {
+	reg := registry.NewMemory()
+	for _, tc := range []struct {
+		name string
+		cfg  gateway.Config
+		want string
+	}{
+		{"bad pattern", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET users", Service: "a", Endpoint: "A.B"}}}, "route[0].pattern"},
+		{"conflict", gateway.Config{Routes: []*gateway.Route{
+			{Pattern: "GET /a/{x}", Service: "a", Endpoint: "A.B"}, {Pattern: "GET /a/{y}", Service: "a", Endpoint: "A.B"}}}, "route[1].pattern"},
+		{"builtin taken", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /health", Service: "a", Endpoint: "A.B"}}}, "conflicts"},
+		{"unknown reference", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /a", Service: "{svc}", Endpoint: "A.B"}}}, "{svc}"},
+		{"bad origin", gateway.Config{CORS: &gateway.CORS{AllowOrigins: []string{"ftp://x"}}}, "cors.allow_origins"},
+		{"bad blocked status", gateway.Config{Backends: []*gateway.Backend{{Service: "a", BlockedStatus: 500}}}, "blocked_status"},
+		{"duplicate part", gateway.Config{Aggregates: []*gateway.Aggregate{{Pattern: "GET /x", Parts: []*gateway.Part{
+			{Name: "a", Service: "a", Endpoint: "A.B"}, {Name: "a", Service: "a", Endpoint: "A.B"}}}}}, "part[1].name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := gateway.New(tc.cfg, gateway.Registry(reg))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one mentioning %s", err, tc.want)
+			}
+		})
+	}
+}
