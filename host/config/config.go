@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/microhost/micro/gateway"
 )
 
 // FileName is the configuration file `micro run` looks for.
@@ -246,14 +248,10 @@ func (p *Plugin) ConfigRangeAt(pointer string) hcl.Range {
 	return p.ConfigRange
 }
 
-// Gateway is the `gateway {...}` block. Only listen is decoded here; the rest of
-// the body (routes, cors, auth, rate limits, cache) is kept for the gateway's own
-// decoder, to be evaluated with Config.EvalContext.
+// Gateway is the `gateway {...}` block, decoded and validated in full: the
+// gateway.Config the host runs, and where it came from.
 type Gateway struct {
-	// Listen is the gateway's listen address, host:port (default "127.0.0.1:8080").
-	Listen string `json:"listen"`
-	// Body is the block's body without listen.
-	Body hcl.Body `json:"-"`
+	gateway.Config
 	// Range is the block header.
 	Range hcl.Range `json:"-"`
 	// ListenRange is the listen attribute, or Range when it is defaulted.

@@ -149,8 +149,8 @@ func TestDefault(t *testing.T) {
 	if len(cfg.Services) != 1 || cfg.Services[0].Name != "helloworld" || !cfg.Services[0].Embedded() {
 		t.Errorf("default services = %+v, want one embedded helloworld", cfg.Services)
 	}
-	if cfg.Gateway != nil {
-		t.Errorf("default has a gateway: %+v", cfg.Gateway)
+	if g := cfg.Gateway; g == nil || len(g.Routes) != 2 || g.Routes[0].Service != "helloworld" || g.Listen != DefaultGatewayListen {
+		t.Errorf("default gateway = %+v, want two routes to helloworld on %s", g, DefaultGatewayListen)
 	}
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("default has warnings: %v", cfg.Warnings)
@@ -171,6 +171,7 @@ func TestDefault(t *testing.T) {
 	}
 	empty.Services = cfg.Services[:1]
 	empty.Services[0].Name = "helloworld"
+	empty.Gateway = Default().Gateway // an empty file has no gateway
 	got, want := marshalConfig(t, empty), marshalConfig(t, Default())
 	if !bytes.Equal(got, want) {
 		t.Errorf("an empty file's defaults differ from default.hcl:\n%s\nvs\n%s", got, want)

@@ -489,26 +489,6 @@ func (d *decoder) decodeCodecs(blocks []*hclsyntax.Block, ps *pluginSet) []*Code
 	return out
 }
 
-// decodeGateway decodes the gateway block's listen and keeps the rest.
-func (d *decoder) decodeGateway(b *hclsyntax.Block) *Gateway {
-	if b == nil {
-		return nil
-	}
-	g := &Gateway{Listen: DefaultGatewayListen, Range: b.DefRange(), ListenRange: b.DefRange()}
-	content, remain, diags := b.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "listen"}}})
-	d.diags = append(d.diags, diags...)
-	g.Body = remain
-	if a := content.Attributes["listen"]; a != nil {
-		g.ListenRange = a.Range
-		if sa := b.Body.Attributes["listen"]; sa != nil {
-			if v, ok := d.address(sa, listenAddr); ok {
-				g.Listen = v
-			}
-		}
-	}
-	return g
-}
-
 // decodeTelemetry decodes the telemetry block's log and keeps metrics and tracing.
 func (d *decoder) decodeTelemetry(b *hclsyntax.Block) Telemetry {
 	t := Telemetry{Log: Log{Level: DefaultLogLevel, Format: DefaultLogFormat}}

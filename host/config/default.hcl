@@ -22,6 +22,26 @@ transport "http" {
 codec "json" {}
 codec "msgpack" {}
 
+# The API gateway in front of it:
+#   curl http://127.0.0.1:8080/hello/Alice
+#   curl -d '{"name":"Bob"}' http://127.0.0.1:8080/hello
+# API docs at http://127.0.0.1:8080/api/docs, metrics at /metrics.
+gateway {
+  listen = "127.0.0.1:8080"
+
+  route "GET /hello/{name}" {
+    service  = "helloworld"
+    endpoint = "Greeter.Hello"
+    summary  = "Greet someone by name"
+  }
+
+  route "POST /hello" {
+    service  = "helloworld"
+    endpoint = "Greeter.Hello"
+    summary  = "Greet the name in the body"
+  }
+}
+
 telemetry {
   log {
     level  = "info"

@@ -54,8 +54,44 @@
 //	  }
 //	}
 //
-//	gateway {
-//	  listen = "127.0.0.1:8080"                      # the rest is the gateway's
+//	gateway {                                        # at most one; see package gateway
+//	  listen   = "127.0.0.1:8080"                    # the default
+//	  max_body = "4MiB"                              # request body limit (the default)
+//	  timeout  = "10s"                               # per-route default (the default)
+//	  cors { allow_origins = ["https://app.example.com", "*.example.com"] }
+//	  breaker {                                      # per backend service
+//	    failures           = 5                       # consecutive, to open (the default)
+//	    open_timeout       = "30s"                   # the default
+//	    half_open_requests = 1                       # the default
+//	  }
+//	  docs { title = "My API" }                      # also version, disabled
+//	  backend "greeter" {                            # per-service policy
+//	    block          = ["Greeter.Admin*"]           # or allow = [...]
+//	    blocked_status = 404                         # 403 (the default) or 404
+//	  }
+//	  route "GET /greet/{name}" {                    # a ServeMux pattern
+//	    service  = "greeter"
+//	    endpoint = "Greeter.Hello"
+//	    timeout  = "2s"
+//	    retry {                                      # also backoff, max_backoff,
+//	      attempts        = 2                        # non_idempotent
+//	      per_try_timeout = "500ms"
+//	    }
+//	    cors { allow_origins = ["*"] }               # replaces the global policy
+//	    transform {
+//	      add    = { source = "gateway" }
+//	      remove = ["internal"]
+//	      rename = { message = "greeting" }
+//	    }
+//	  }
+//	  aggregate "GET /dashboard/{name}" {
+//	    timeout = "1s"
+//	    partial = "partial"                          # or "fail" (the default)
+//	    part "greeting" {
+//	      service  = "greeter"
+//	      endpoint = "Greeter.Hello"
+//	    }
+//	  }
 //	}
 //	security { ... }                                 # kept for the security decoder
 //	telemetry {

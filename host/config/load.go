@@ -108,7 +108,7 @@ func newError(diags hcl.Diagnostics) *Error {
 
 // Default returns a new copy of the embedded default configuration: the memory
 // registry and broker, the http transport, the json and msgpack codecs, the
-// embedded "helloworld" service, and no gateway.
+// embedded "helloworld" service, and a gateway routing to it.
 func Default() *Config {
 	cfg, err := Parse(defaultHCL, defaultFilename, WithEnv(func(string) (string, bool) { return "", false }))
 	if err != nil {

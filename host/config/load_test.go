@@ -230,8 +230,8 @@ func TestRanges(t *testing.T) {
 		{"plugin config", cfg.Plugins[0].ConfigRange, "full.hcl:52:3"},
 		{"gateway", cfg.Gateway.Range, "full.hcl:58:1"},
 		{"gateway listen", cfg.Gateway.ListenRange, "full.hcl:59:3"},
-		{"security", cfg.Security.Range, "full.hcl:65:1"},
-		{"telemetry", cfg.Telemetry.Range, "full.hcl:71:1"},
+		{"security", cfg.Security.Range, "full.hcl:135:1"},
+		{"telemetry", cfg.Telemetry.Range, "full.hcl:141:1"},
 		{"variable", cfg.Variables[0].Range, "full.hcl:2:1"},
 	}
 	for _, c := range checks {
@@ -462,15 +462,17 @@ func TestBuiltinsMatchSDK(t *testing.T) {
 }
 
 // TestRemainBodies decodes the bodies kept for later with Config.EvalContext, as
-// the gateway, security and telemetry decoders will.
+// the security and telemetry decoders will; the gateway block is decoded with
+// the same variables and functions.
 func TestRemainBodies(t *testing.T) {
 	cfg := mustParse(t, `
 variable "svc" { default = "greeter" }
 gateway {
   listen = "127.0.0.1:9000"
   route "/greet" {
-    service = var.svc
-    timeout = env("TIMEOUT", "2s")
+    service  = var.svc
+    endpoint = "Greeter.Hello"
+    timeout  = env("TIMEOUT", "2s")
   }
 }
 security {
@@ -481,18 +483,8 @@ telemetry {
   tracing { endpoint = "otel:4317" }
 }
 `)
-	var gw struct {
-		Routes []struct {
-			Path    string `hcl:"path,label"`
-			Service string `hcl:"service"`
-			Timeout string `hcl:"timeout"`
-		} `hcl:"route,block"`
-	}
-	if diags := gohcl.DecodeBody(cfg.Gateway.Body, cfg.EvalContext, &gw); diags.HasErrors() {
-		t.Fatalf("gateway body: %v", diags)
-	}
-	if len(gw.Routes) != 1 || gw.Routes[0].Service != "greeter" || gw.Routes[0].Timeout != "2s" {
-		t.Errorf("gateway routes = %+v", gw.Routes)
+	if r := cfg.Gateway.Routes; len(r) != 1 || r[0].Service != "greeter" || r[0].Timeout != 2*time.Second {
+		t.Errorf("gateway routes = %+v", r)
 	}
 	if cfg.Gateway.Listen != "127.0.0.1:9000" {
 		t.Errorf("listen = %q", cfg.Gateway.Listen)

@@ -56,9 +56,79 @@ plugin "registry-consul" {
 }
 
 gateway {
-  listen = "0.0.0.0:8080"
-  route "/greet/{name}" {
-    service = "greeter"
+  listen   = "0.0.0.0:8080"
+  max_body = "1MiB"
+  timeout  = "5s"
+
+  cors {
+    allow_origins     = ["https://app.example.com", "*.example.com"]
+    allow_headers     = ["Content-Type", "Authorization"]
+    expose_headers    = ["Micro-Request-Id"]
+    allow_credentials = true
+    max_age           = "10m"
+  }
+
+  breaker {
+    failures           = 3
+    open_timeout       = "10s"
+    half_open_requests = 2
+  }
+
+  docs {
+    title   = "Greeter API"
+    version = "2.0.0"
+  }
+
+  backend "greeter" {
+    block          = ["Greeter.Admin*"]
+    blocked_status = 404
+    breaker {
+      disabled = true
+    }
+  }
+
+  route "GET /greet/{name}" {
+    service  = "greeter"
+    endpoint = "Greeter.Hello"
+    timeout  = "2s"
+    summary  = "Greets someone"
+    retry {
+      attempts        = 2
+      per_try_timeout = "500ms"
+      backoff         = "10ms"
+      max_backoff     = "100ms"
+    }
+    cors {
+      allow_origins = ["*"]
+    }
+    transform {
+      add    = { source = "gateway", version = 2, tags = ["a", "b"] }
+      remove = ["internal"]
+      rename = { message = "greeting" }
+    }
+  }
+
+  route "POST /rpc/{service}/{endpoint}" {
+    service  = "{service}"
+    endpoint = "{endpoint}"
+  }
+
+  aggregate "GET /dashboard/{name}" {
+    timeout = "1s"
+    partial = "partial"
+    part "greeting" {
+      service  = "greeter"
+      endpoint = "Greeter.Hello"
+      timeout  = "500ms"
+    }
+    part "billing" {
+      service  = "billing"
+      endpoint = "Billing.Balance"
+      retry {
+        attempts       = 1
+        non_idempotent = true
+      }
+    }
   }
 }
 
