@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/microhost/micro/gateway"
 	"github.com/microhost/micro/host/config"
 	"github.com/microhost/micro/host/plugins"
 	"github.com/microhost/micro/sdk/broker"
@@ -43,6 +44,11 @@ type Host struct {
 	remote   *Remote  // set in a child service: the parent host's bridge
 	only     string   // in a child service: the one service block it runs
 	cleanup  []func() // run by Close
+
+	gw             sync.Mutex // guards the gateway fields: a reload hands the gateway over
+	gateway        *gateway.Gateway
+	gatewayServing bool // listening (started by this host or adopted)
+	gatewayAdopted bool // taken over from the host this one replaced
 
 	closeOnce sync.Once
 }
@@ -117,6 +123,10 @@ func New(ctx context.Context, opts ...Option) (*Host, error) {
 		return nil, err
 	}
 	if err := h.buildChildren(ctx); err != nil {
+		h.Close()
+		return nil, err
+	}
+	if err := h.buildGateway(); err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -254,6 +264,9 @@ func (h *Host) Run(ctx context.Context) error {
 		runErr = h.startChildren(ctx)
 	}
 	if runErr == nil && ctx.Err() == nil {
+		runErr = h.startGateway(ctx)
+	}
+	if runErr == nil && ctx.Err() == nil {
 		for _, svc := range h.services {
 			h.log.Info("service ready", "service", svc.Name(), "address", svc.Addr())
 		}
@@ -279,7 +292,8 @@ func (h *Host) Run(ctx context.Context) error {
 		case runErr = <-errs:
 		}
 	}
-	h.log.Info("stopping: services deregister and drain, then plugins stop")
+	h.log.Info("stopping: the gateway and services drain, then plugins stop")
+	h.stopGateway()
 	cancel()
 	watching.Wait()
 	h.stopChildren()
@@ -294,6 +308,7 @@ func (h *Host) Run(ctx context.Context) error {
 // Close stops what New started (plugins, built-ins); Run calls it.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
+		h.stopGateway()
 		if h.client != nil {
 			h.client.Close()
 		}

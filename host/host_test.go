@@ -25,7 +25,7 @@ func quietLogger() hclog.Logger { return hclog.NewNullLogger() }
 func runHost(t *testing.T, opts ...host.Option) *host.Host {
 	t.Helper()
 	ready := make(chan *host.Host, 1)
-	opts = append(opts, host.WithLogger(quietLogger()), host.OnReady(func(h *host.Host) { ready <- h }))
+	opts = append(opts, host.WithLogger(quietLogger()), host.GatewayListen("127.0.0.1:0"), host.OnReady(func(h *host.Host) { ready <- h }))
 	h, err := host.New(context.Background(), opts...)
 	if err != nil {
 		t.Fatal(err)

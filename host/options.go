@@ -20,6 +20,8 @@ type options struct {
 	pluginDir  string
 	onReady    func(*Host)
 	watch      bool
+	// gatewayListen overrides the gateway block's listen address.
+	gatewayListen string
 }
 
 // handler is a handler to register on an embedded service.
@@ -72,3 +74,7 @@ func WithPluginDir(dir string) Option { return func(o *options) { o.pluginDir = 
 
 // OnReady is called once every service listens and is registered.
 func OnReady(f func(*Host)) Option { return func(o *options) { o.onReady = f } }
+
+// GatewayListen makes the gateway listen on addr instead of its configured
+// address ("127.0.0.1:0" picks a free port); see Host.Gateway for the address.
+func GatewayListen(addr string) Option { return func(o *options) { o.gatewayListen = addr } }

@@ -65,6 +65,7 @@ func RunReloading(ctx context.Context, log hclog.Logger, opts ...Option) error {
 			}
 			next = n
 		}
+		next.adoptGateway(h)
 		cancel()
 		if err := <-done; err != nil {
 			log.Warn("the old system stopped with an error", "error", err.Error())

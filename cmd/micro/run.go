@@ -39,6 +39,7 @@ func runCommand() *command {
 			fmt.Fprintln(w, "  --lock FILE       the plugin lock file (default: micro.lock.hcl beside the config)")
 			fmt.Fprintln(w, "  --dir DIR         the plugin directory (default $MICRO_PLUGIN_DIR or ~/.micro/plugins)")
 			fmt.Fprintln(w, "  --watch           rebuild and restart Go services (package = ...) whose sources change")
+			fmt.Fprintln(w, "  --gateway ADDR    the gateway's listen address, overriding the config (127.0.0.1:0: any free port)")
 			fmt.Fprintln(w)
 			fmt.Fprintln(w, "With a config file, SIGHUP or a change to the file reloads it: the new config is")
 			fmt.Fprintln(w, "validated and its plugins started before the running system stops; a config that")
@@ -69,6 +70,7 @@ func runRun(a *app, ctx context.Context, args []string) error {
 	lock := fset.String("lock", "", "the plugin lock `FILE`")
 	dir := fset.String("dir", "", "the plugin `DIR`ectory")
 	watch := fset.Bool("watch", false, "rebuild and restart Go services whose sources change")
+	gatewayAddr := fset.String("gateway", "", "the gateway's listen `ADDR`")
 	rest, err := parseFlags(a, fset, args)
 	if err != nil {
 		return err
@@ -95,6 +97,9 @@ func runRun(a *app, ctx context.Context, args []string) error {
 	}
 	if *watch {
 		opts = append(opts, host.Watch(true))
+	}
+	if *gatewayAddr != "" {
+		opts = append(opts, host.GatewayListen(*gatewayAddr))
 	}
 	// helloworld is micro's own demo service: the embedded default runs it, and
 	// a config may embed it too.
@@ -135,6 +140,12 @@ func (a *app) printReady(h *host.Host, file string, examples map[string]string, 
 				body = "{}"
 			}
 			fmt.Fprintf(a.stdout, "    curl -H 'Content-Type: application/json' -d '%s' http://%s/%s\n", body, addr, ep.Name)
+		}
+	}
+	if g := h.Gateway(); g != nil {
+		fmt.Fprintf(a.stdout, "  gateway %-12s http://%s   (API docs http://%s/api/docs)\n", "", g.Addr(), g.Addr())
+		for _, r := range g.Config().Routes {
+			fmt.Fprintf(a.stdout, "    %-28s -> %s %s\n", r.Pattern, r.Service, r.Endpoint)
 		}
 	}
 	if len(h.Config().Services) > 0 {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,10 +35,14 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var serviceLine = regexp.MustCompile(`service helloworld\s+http://(\S+)`)
+var (
+	serviceLine = regexp.MustCompile(`service helloworld\s+http://(\S+)`)
+	gatewayLine = regexp.MustCompile(`gateway\s+http://(\S+)`)
+)
 
-// TestRunEmbeddedDefault runs `micro run` with no micro.hcl, as a newcomer would,
-// calls the printed address, and stops it.
+// TestRunEmbeddedDefault runs `micro run` with no micro.hcl, as a newcomer would
+// (the gateway on a free port instead of 8080), calls the printed addresses of
+// the service and the gateway, and stops it.
 func TestRunEmbeddedDefault(t *testing.T) {
 	dir := t.TempDir()
 	wd, _ := os.Getwd()
@@ -49,7 +55,7 @@ func TestRunEmbeddedDefault(t *testing.T) {
 	defer cancel()
 	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
 	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"run"}, stdout, stderr) }()
+	go func() { code <- run(ctx, []string{"run", "--gateway", "127.0.0.1:0"}, stdout, stderr) }()
 
 	deadline := time.Now().Add(20 * time.Second)
 	var addr string
@@ -63,7 +69,7 @@ func TestRunEmbeddedDefault(t *testing.T) {
 		}
 	}
 	out := stdout.String()
-	for _, want := range []string{"embedded default", "ready in", `'{"name":"Alice"}'`, "/Greeter.Hello"} {
+	for _, want := range []string{"embedded default", "ready in", `'{"name":"Alice"}'`, "/Greeter.Hello", "/api/docs", "GET /hello/{name}"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("micro run output lacks %q:\n%s", want, out)
 		}
@@ -73,6 +79,19 @@ func TestRunEmbeddedDefault(t *testing.T) {
 	var rsp greeter.HelloResponse
 	if err := c.Call(ctx, "helloworld", "Greeter.Hello", &greeter.HelloRequest{Name: "Alice"}, &rsp, client.WithAddress(addr)); err != nil || rsp.Message != "Hello Alice" {
 		t.Fatalf("calling the printed address: %v %+v", err, rsp)
+	}
+	m := gatewayLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("micro run did not print the gateway:\n%s", out)
+	}
+	resp, err := http.Get("http://" + m[1] + "/hello/Bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Hello Bob") {
+		t.Fatalf("through the gateway: %d %s", resp.StatusCode, body)
 	}
 	cancel()
 	select {

@@ -56,7 +56,7 @@ plugin "broker-mem" {
 		b.Run(tc.name, func(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
-				cmd := exec.Command(micro, "run")
+				cmd := exec.Command(micro, "run", "--gateway", "127.0.0.1:0")
 				cmd.Dir = tc.dir
 				out, _ := cmd.StdoutPipe()
 				start := time.Now()
