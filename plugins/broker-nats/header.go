@@ -9,28 +9,19 @@ import (
 	"github.com/microhost/micro/sdk/metadata"
 )
 
-// traceHeaders are the W3C trace context names copied from a publisher's
-// outgoing metadata when its message carries no Traceparent of its own.
-var traceHeaders = [...]string{metadata.TraceParent, metadata.TraceState, metadata.Baggage}
-
 // toNATSHeader turns a message header into NATS headers, keys as given, adding
 // trace context from ctx's outgoing metadata when h has no Traceparent.
 func toNATSHeader(ctx context.Context, h map[string]string) nats.Header {
-	var trace metadata.MD
-	if out, ok := metadata.FromOutgoingContext(ctx); ok && out[metadata.TraceParent] != "" && !hasKeyFold(h, metadata.TraceParent) {
-		trace = out
-	}
-	if len(h) == 0 && trace == nil {
+	trace := metadata.MissingTraceContext(ctx, h)
+	if len(h) == 0 && len(trace) == 0 {
 		return nil
 	}
-	nh := make(nats.Header, len(h)+len(traceHeaders))
+	nh := make(nats.Header, len(h)+len(trace))
 	for k, v := range h {
 		nh[k] = []string{v}
 	}
-	for _, k := range traceHeaders {
-		if v, ok := trace[k]; ok && !hasKeyFold(h, k) {
-			nh[k] = []string{v}
-		}
+	for k, v := range trace {
+		nh[k] = []string{v}
 	}
 	return nh
 }
@@ -54,17 +45,4 @@ func fromNATSHeader(nh nats.Header) (map[string]string, metadata.MD) {
 		}
 	}
 	return h, md
-}
-
-// hasKeyFold reports whether h holds key in any letter case.
-func hasKeyFold(h map[string]string, key string) bool {
-	if _, ok := h[key]; ok {
-		return true
-	}
-	for k := range h {
-		if strings.EqualFold(k, key) {
-			return true
-		}
-	}
-	return false
 }

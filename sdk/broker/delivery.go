@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 
 	"github.com/microhost/micro/sdk/metadata"
@@ -36,15 +35,8 @@ func newPayload(ctx context.Context, topic string, msg *Message) *payload {
 	if len(msg.Body) > 0 {
 		p.body = append([]byte(nil), msg.Body...)
 	}
-	var trace metadata.MD
-	if out, ok := metadata.FromOutgoingContext(ctx); ok && out[metadata.TraceParent] != "" &&
-		!hasKeyFold(msg.Header, metadata.TraceParent) {
-		trace = out
-	}
-	n := len(msg.Header)
-	if trace != nil {
-		n += 3
-	}
+	trace := metadata.MissingTraceContext(ctx, msg.Header)
+	n := len(msg.Header) + len(trace)
 	if n == 0 {
 		return p
 	}
@@ -54,24 +46,11 @@ func newPayload(ctx context.Context, topic string, msg *Message) *payload {
 		p.canonical = p.canonical && metadata.Canonical(k) == k
 	}
 	for _, k := range [...]string{metadata.TraceParent, metadata.TraceState, metadata.Baggage} {
-		if v, ok := trace[k]; ok && !hasKeyFold(msg.Header, k) {
+		if v, ok := trace[k]; ok {
 			p.header = append(p.header, field{k, v})
 		}
 	}
 	return p
-}
-
-// hasKeyFold reports whether h holds key in any letter case.
-func hasKeyFold(h map[string]string, key string) bool {
-	if _, ok := h[key]; ok {
-		return true
-	}
-	for k := range h {
-		if strings.EqualFold(k, key) {
-			return true
-		}
-	}
-	return false
 }
 
 // Settlement states of a delivery.

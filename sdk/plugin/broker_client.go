@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,31 +208,14 @@ func brokerSentinel(code int32) error {
 // withTraceContext returns msg, or a copy of it whose header also carries the W3C
 // trace context of ctx's outgoing metadata when msg's header has no Traceparent.
 func withTraceContext(ctx context.Context, msg *broker.Message) *broker.Message {
-	out, ok := metadata.FromOutgoingContext(ctx)
-	if !ok || out[metadata.TraceParent] == "" || headerHasFold(msg.Header, metadata.TraceParent) {
+	trace := metadata.MissingTraceContext(ctx, msg.Header)
+	if trace == nil {
 		return msg
 	}
-	h := make(map[string]string, len(msg.Header)+3)
+	h := make(map[string]string, len(msg.Header)+len(trace))
 	maps.Copy(h, msg.Header)
-	for _, k := range [...]string{metadata.TraceParent, metadata.TraceState, metadata.Baggage} {
-		if v, ok := out[k]; ok && !headerHasFold(msg.Header, k) {
-			h[k] = v
-		}
-	}
+	maps.Copy(h, trace)
 	return &broker.Message{Header: h, Body: msg.Body}
-}
-
-// headerHasFold reports whether h holds key in any letter case.
-func headerHasFold(h map[string]string, key string) bool {
-	if _, ok := h[key]; ok {
-		return true
-	}
-	for k := range h {
-		if strings.EqualFold(k, key) {
-			return true
-		}
-	}
-	return false
 }
 
 // clientSubscription is one Subscribe on a plugin broker. It outlives the streams
