@@ -1,75 +1,31 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/microhost/micro/host/plugins"
+	"github.com/microhost/micro/host/plugins/plugintest"
 	"github.com/microhost/micro/sdk/broker"
 	"github.com/microhost/micro/sdk/conformance"
 )
 
-// buildDir holds the plugin binary the tests build; TestMain removes it.
-var buildDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "micro-broker-nats-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// pluginBinary builds micro-broker-nats once per test binary run.
-var pluginBinary = sync.OnceValues(func() (string, error) {
-	bin := filepath.Join(buildDir, plugins.BinaryName("broker-nats"))
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build micro-broker-nats: %w\n%s", err, out)
-	}
-	return bin, nil
-})
-
-// startPlugin starts the built plugin through the host's plugin manager (which
-// checks its checksum and validates config against its schema) and stops it
-// when tb ends.
+// startPlugin builds micro-broker-nats and starts it as the host does (checksum,
+// config checked against its schema, Configure), stopped when tb ends.
 func startPlugin(tb testing.TB, config map[string]any) *plugins.Instance {
 	tb.Helper()
-	bin, err := pluginBinary()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sum, err := plugins.FileSHA256(bin)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	spec := plugintest.Spec(tb, ".", "broker-nats", version)
 	raw, err := json.Marshal(config)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m, err := plugins.NewManager(plugins.Options{})
+	spec.Config = raw
+	inst, err := plugintest.Start(tb, spec)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { m.Close() })
-	inst, err := m.Start(context.Background(), plugins.Spec{
-		ID: "broker-nats", Kind: "broker", Version: version, Path: bin, SHA256: sum, Config: raw,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(inst.Stop)
 	return inst
 }
 
@@ -88,26 +44,12 @@ func TestPluginConformance(t *testing.T) {
 // TestPluginRefusesBadConfig checks the host refuses a config the plugin's
 // schema does not allow, before the plugin is configured.
 func TestPluginRefusesBadConfig(t *testing.T) {
-	bin, err := pluginBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := plugins.FileSHA256(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := plugins.NewManager(plugins.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	inst, err := m.Start(context.Background(), plugins.Spec{
-		ID: "broker-nats", Kind: "broker", Version: version, Path: bin, SHA256: sum,
-		Config: json.RawMessage(`{"url":"nats://127.0.0.1:1","jetstream":{"enabled":true}}`),
-	})
-	if err == nil {
+	spec := plugintest.Spec(t, ".", "broker-nats", version)
+	spec.Config = json.RawMessage(`{"url":"nats://127.0.0.1:1","jetstream":{"enabled":true}}`)
+	if inst, err := plugintest.Start(t, spec); err == nil {
 		inst.Stop()
 		t.Fatal("the host started broker-nats with jetstream enabled and no subjects; the schema must refuse it")
+	} else {
+		t.Log(err)
 	}
-	t.Log(err)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/microhost/micro/host/plugins/plugintest"
 	"github.com/microhost/micro/sdk/registry"
 )
 
@@ -18,13 +19,12 @@ import (
 // asking Consul's health endpoint directly, as a client without a cache would.
 func BenchmarkLookup(b *testing.B) {
 	a := startAgent(b)
-	m, spec := pluginSpec(b)
+	spec := plugintest.Spec(b, ".", "registry-consul", version)
 	spec.Config = json.RawMessage(`{"address":"` + a.addr() + `"}`)
-	inst, err := m.Start(context.Background(), spec)
+	inst, err := plugintest.Start(b, spec)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(inst.Stop)
 	cache := registry.NewCache(inst.Registry())
 	b.Cleanup(func() { _ = cache.Close() })
 
