@@ -612,24 +612,7 @@ func TestBrokerAdapterPublishStreamPath(t *testing.T) {
 	t.Run("concurrent publishers keep their own order", func(t *testing.T) {
 		ch, _ := collect(t, b, "par.*")
 		const publishers, each = 8, 25
-		var wg sync.WaitGroup
-		errs := make(chan error, publishers*each)
-		for p := range publishers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range each {
-					errs <- b.Publish(noDeadline, fmt.Sprint("par.", p), &broker.Message{Body: []byte(fmt.Sprint(i))})
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		publishConcurrently(t, noDeadline, b, "par.", publishers, each)
 		next := map[string]int{}
 		for range publishers * each {
 			g := receive(t, ch, "a concurrent publish")
@@ -689,24 +672,7 @@ func TestBrokerAdapterPublishStreamPath(t *testing.T) {
 		rec := &recordingBatchBroker{failingBroker: failingBroker{}}
 		bb, _ := newBrokerAdapter(t, rec)
 		const publishers, each = 16, 40
-		var wg sync.WaitGroup
-		errs := make(chan error, publishers*each)
-		for p := range publishers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range each {
-					errs <- bb.Publish(noDeadline, fmt.Sprint("batch.", p), &broker.Message{Body: []byte(fmt.Sprint(i))})
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil && !stderrors.Is(err, broker.ErrInvalidTopic) {
-				t.Fatal(err)
-			}
-		}
+		publishConcurrently(t, noDeadline, bb, "batch.", publishers, each)
 		if err := bb.Publish(noDeadline, "batch.reject", &broker.Message{}); !stderrors.Is(err, broker.ErrInvalidTopic) {
 			t.Fatalf("a message the batch publisher refused = %v, want ErrInvalidTopic back", err)
 		}
@@ -728,6 +694,30 @@ func TestBrokerAdapterPublishStreamPath(t *testing.T) {
 		}
 		t.Logf("%d messages in %d batches", publishers*each+1, rec.calls)
 	})
+}
+
+// publishConcurrently has publishers goroutines publish each messages, bodies
+// "0", "1", ... in order, to prefix+<publisher>, and fails t on any error.
+func publishConcurrently(t *testing.T, ctx context.Context, b broker.Broker, prefix string, publishers, each int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, publishers*each)
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				errs <- b.Publish(ctx, fmt.Sprint(prefix, p), &broker.Message{Body: []byte(fmt.Sprint(i))})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // recordingBatchBroker is a broker.BatchPublisher that records what it is given
