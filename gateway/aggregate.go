@@ -50,16 +50,17 @@ func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, e)
 		return
 	}
-	// Each part reads the body again, with its own parameters merged in.
+	// Each part gets the body with its own parameters merged in.
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
+	id := w.Header().Get(metadata.RequestID)
 	results := make([]partResult, len(h.agg.Parts))
 	var wg sync.WaitGroup
 	for i, part := range h.agg.Parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.callPart(ctx, w, r, body, i, part)
+			results[i] = h.callPart(ctx, r, id, body, i, part)
 		}()
 	}
 	wg.Wait()
@@ -103,19 +104,13 @@ func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // callPart makes one part's call and checks its answer is JSON.
-func (h *aggregateHandler) callPart(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, i int, part *Part) partResult {
+func (h *aggregateHandler) callPart(ctx context.Context, r *http.Request, requestID string, body []byte, i int, part *Part) partResult {
 	st := h.st
 	service, endpoint := expand(part.Service, r), expand(part.Endpoint, r)
 	if e := st.check(service, endpoint); e != nil {
 		return partResult{err: e}
 	}
-	pr := r.Clone(ctx)
-	pr.Body = nil
-	if len(body) > 0 {
-		pr.Body = readCloser{bytes.NewReader(body)}
-		pr.ContentLength = int64(len(body))
-	}
-	reqBody, ct, e := st.requestBody(w, pr, service, endpoint, h.params[i])
+	reqBody, ct, e := st.requestObject(r, body, service, endpoint, h.params[i])
 	if e != nil {
 		return partResult{err: e}
 	}
@@ -124,7 +119,7 @@ func (h *aggregateHandler) callPart(ctx context.Context, w http.ResponseWriter, 
 		ctx, cancel = context.WithTimeout(ctx, part.Timeout)
 		defer cancel()
 	}
-	header := st.outHeader(w, r, service, endpoint, ct)
+	header := st.outHeader(r, requestID, service, endpoint, ct)
 	header[metadata.Accept] = "application/json" // the merge is JSON
 	res := st.call(ctx, &backendCall{
 		service: service, endpoint: endpoint, header: header, body: reqBody,
@@ -139,8 +134,3 @@ func (h *aggregateHandler) callPart(ctx context.Context, w http.ResponseWriter, 
 	}
 	return partResult{body: res.msg.Body}
 }
-
-// readCloser is a body read from memory.
-type readCloser struct{ *bytes.Reader }
-
-func (readCloser) Close() error { return nil }

@@ -27,6 +27,12 @@ func (st *state) requestBody(w http.ResponseWriter, r *http.Request, service, en
 	if e != nil {
 		return nil, "", e
 	}
+	return st.requestObject(r, body, service, endpoint, params)
+}
+
+// requestObject builds the backend's request from a body already read; it
+// only reads r, so parts of an aggregate may call it concurrently.
+func (st *state) requestObject(r *http.Request, body []byte, service, endpoint string, params []string) ([]byte, string, *errors.Error) {
 	c := st.codecs.Default()
 	if len(body) > 0 {
 		var err error

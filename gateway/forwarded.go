@@ -14,12 +14,12 @@ var forwardedFromClient = []string{metadata.Accept, metadata.Auth, metadata.Trac
 // outHeader builds the metadata of a backend call for r: the target, the
 // body's content type, the request id, the client's Accept, auth and trace
 // context, and Forwarded / X-Forwarded-* naming the client and how it came in.
-func (st *state) outHeader(w http.ResponseWriter, r *http.Request, service, endpoint, contentType string) map[string]string {
+func (st *state) outHeader(r *http.Request, requestID, service, endpoint, contentType string) map[string]string {
 	h := make(map[string]string, 12)
 	h[metadata.Service] = service
 	h[metadata.Endpoint] = endpoint
 	h[metadata.ContentType] = contentType
-	h[metadata.RequestID] = w.Header().Get(metadata.RequestID)
+	h[metadata.RequestID] = requestID
 	for _, k := range forwardedFromClient {
 		if v := r.Header.Get(k); v != "" {
 			h[k] = v

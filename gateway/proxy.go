@@ -67,7 +67,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res := st.call(ctx, &backendCall{
 		service:    service,
 		endpoint:   endpoint,
-		header:     st.outHeader(w, r, service, endpoint, ct),
+		header:     st.outHeader(r, w.Header().Get(metadata.RequestID), service, endpoint, ct),
 		body:       body,
 		retry:      retryOf(h.route.Retry),
 		idempotent: idempotentMethod(r.Method) || st.endpointIdempotent(ctx, service, endpoint),
