@@ -82,8 +82,7 @@ func (g *Gateway) Reload(cfg Config, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	old := g.state.Swap(st)
-	old.release()
+	g.state.Swap(st).retire()
 	return nil
 }
 
@@ -98,7 +97,8 @@ func (g *Gateway) Ready() bool {
 
 // ServeHTTP routes one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := g.state.Load()
+	st := g.acquire()
+	defer st.leave()
 	rec := &recorder{ResponseWriter: w, st: st, r: r}
 	start := time.Now()
 	w.Header().Set(metadata.RequestID, requestID(r))
@@ -116,6 +116,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	g.metrics.server.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+}
+
+// acquire returns the state in force, counted as in use so a Reload does not
+// release it under the request.
+func (g *Gateway) acquire() *state {
+	for {
+		st := g.state.Load()
+		st.enter()
+		if g.state.Load() == st {
+			return st
+		}
+		st.leave() // replaced meanwhile: it may be released; take the new one
+	}
 }
 
 // Start binds Config.Listen and serves in the background until Shutdown.
@@ -197,7 +210,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		err = srv.Shutdown(ctx)
 		<-done
 	}
-	g.state.Load().release()
+	g.state.Load().retire()
 	return err
 }
 
@@ -211,7 +224,7 @@ func (g *Gateway) Close() error {
 	if srv != nil {
 		err = srv.Close()
 	}
-	g.state.Load().release()
+	g.state.Load().retire()
 	return err
 }
 

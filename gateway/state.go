@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path"
 	"sync"
+	"sync/atomic"
 
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/errors"
@@ -29,6 +30,8 @@ type state struct {
 	types     map[string]endpointTypes
 	owned     []func() // releases what this state created
 	once      sync.Once
+	active    atomic.Int64 // requests being served with this state
+	retired   atomic.Bool  // replaced: release once the last request leaves
 
 	cors     *corsPolicy            // the global policy, nil for none
 	corsBy   map[string]*corsPolicy // pattern → the policy that applies to it
@@ -106,6 +109,24 @@ func (st *state) handle(pattern, label string, cors *CORS, h http.Handler) {
 		}
 		h.ServeHTTP(w, r)
 	}))
+}
+
+// enter counts a request served with st; leave uncounts it and releases a
+// retired state after its last request.
+func (st *state) enter() { st.active.Add(1) }
+
+func (st *state) leave() {
+	if st.active.Add(-1) == 0 && st.retired.Load() {
+		st.release()
+	}
+}
+
+// retire marks a replaced state, releasing it now if no request uses it.
+func (st *state) retire() {
+	st.retired.Store(true)
+	if st.active.Load() == 0 {
+		st.release()
+	}
 }
 
 // release frees what the state created; safe to call more than once.
