@@ -124,7 +124,7 @@ type backend struct {
 	stop func()
 }
 
-func startBackend(t *testing.T, reg registry.Registry, name string, h any, opts ...server.HandleOption) *backend {
+func startBackend(t testing.TB, reg registry.Registry, name string, h any, opts ...server.HandleOption) *backend {
 	t.Helper()
 	svc := service.New(name, service.Registry(reg), service.Address("127.0.0.1:0"),
 		service.HandleSignals(false), service.DrainTimeout(time.Second))
@@ -157,7 +157,7 @@ func startBackend(t *testing.T, reg registry.Registry, name string, h any, opts 
 
 // startGateway serves a gateway for cfg over reg on a loopback port and waits
 // until it is ready.
-func startGateway(t *testing.T, cfg gateway.Config, reg registry.Registry, opts ...gateway.Option) (*gateway.Gateway, string) {
+func startGateway(t testing.TB, cfg gateway.Config, reg registry.Registry, opts ...gateway.Option) (*gateway.Gateway, string) {
 	t.Helper()
 	g, err := gateway.New(cfg, append([]gateway.Option{gateway.Registry(reg)}, opts...)...)
 	if err != nil {
@@ -183,7 +183,7 @@ func startGateway(t *testing.T, cfg gateway.Config, reg registry.Registry, opts 
 }
 
 // waitFor polls cond until it holds or ten seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
