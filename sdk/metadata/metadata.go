@@ -25,6 +25,8 @@ const (
 	TraceState  = "Tracestate"       // W3C trace context vendor state
 	Baggage     = "Baggage"          // W3C baggage
 	Auth        = "Authorization"    // bearer tokens
+	Principal   = "Micro-Principal"  // an internal token forwarding a verified caller; servers verify it or drop it
+	Challenge   = "Www-Authenticate" // how to authenticate, sent with a 401
 	Prefix      = "Micro-"           // every Microhost-specific header starts with this
 
 	// Set by the gateway on the calls it proxies (RFC 7239 and the de facto
@@ -44,7 +46,7 @@ func Propagated(name string) bool {
 		return true
 	}
 	switch name {
-	case ContentType, Accept, TraceParent, TraceState, Baggage, Auth,
+	case ContentType, Accept, TraceParent, TraceState, Baggage, Auth, Challenge,
 		Forwarded, ForwardedFor, ForwardedHost, ForwardedProto:
 		return true
 	}
@@ -120,7 +122,9 @@ func FromIncomingContext(ctx context.Context) (MD, bool) {
 
 // ForwardIncoming returns ctx whose outgoing metadata is the incoming metadata minus
 // the per-hop names (service, endpoint, content type, accept, status, error,
-// timeout), so a handler's own calls carry the request id, trace context and auth on.
+// timeout, principal, challenge), so a handler's own calls carry the request id,
+// trace context and auth on. An internal principal token is addressed to one
+// service and never forwarded.
 func ForwardIncoming(ctx context.Context) context.Context {
 	in, ok := FromIncomingContext(ctx)
 	if !ok {
@@ -130,7 +134,7 @@ func ForwardIncoming(ctx context.Context) context.Context {
 	merged := make(MD, len(in)+len(out))
 	for k, v := range in {
 		switch k {
-		case Service, Endpoint, ContentType, Accept, Status, Error, Timeout:
+		case Service, Endpoint, ContentType, Accept, Status, Error, Timeout, Principal, Challenge:
 			continue
 		}
 		merged[k] = v

@@ -119,8 +119,12 @@ func (l *httpListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	header[metadata.Endpoint] = r.URL.Path[1:]
 
+	ctx := r.Context()
+	if r.TLS != nil {
+		ctx = NewPeerContext(ctx, Peer{Addr: r.RemoteAddr, TLS: r.TLS})
+	}
 	if header[metadata.Stream] == "1" {
-		l.serveStream(w, r, header)
+		l.serveStream(ctx, w, r, header)
 		return
 	}
 
@@ -129,7 +133,7 @@ func (l *httpListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeTransportError(w, err)
 		return
 	}
-	resp := l.h.ServeRequest(r.Context(), &Message{Header: header, Body: body})
+	resp := l.h.ServeRequest(ctx, &Message{Header: header, Body: body})
 	l.putBuf(body)
 
 	status := http.StatusOK

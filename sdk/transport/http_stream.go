@@ -11,7 +11,7 @@ import (
 
 // serveStream runs a bidirectional stream on one HTTP/2 stream (or a full-duplex
 // HTTP/1.1 exchange): request body frames in, response body frames out.
-func (l *httpListener) serveStream(w http.ResponseWriter, r *http.Request, header map[string]string) {
+func (l *httpListener) serveStream(ctx context.Context, w http.ResponseWriter, r *http.Request, header map[string]string) {
 	rc := http.NewResponseController(w)
 	_ = rc.EnableFullDuplex() // HTTP/1.1 only; HTTP/2 is always full duplex
 	if ct := header["Content-Type"]; ct != "" {
@@ -22,7 +22,7 @@ func (l *httpListener) serveStream(w http.ResponseWriter, r *http.Request, heade
 		return
 	}
 	s := &serverStream{w: w, rc: rc, body: r.Body, max: l.opts.maxBodyBytes}
-	err := l.h.ServeStream(r.Context(), header, s)
+	err := l.h.ServeStream(ctx, header, s)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
