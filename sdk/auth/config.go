@@ -1,0 +1,154 @@
+package auth
+
+import (
+	"time"
+
+	"github.com/microhost/micro/sdk/auth/tlsconfig"
+)
+
+// Config is the whole security setup of a service or the gateway: the plain
+// data a config decoder fills in. New validates it and builds what it describes.
+type Config struct {
+	// JWT says which bearer tokens are accepted; nil accepts none.
+	JWT *JWTConfig
+	// Internal sets up the signed tokens that carry a principal from a trusted
+	// upstream to a backend; nil neither accepts nor mints them.
+	Internal *InternalConfig
+	// TLS turns on (mutual) TLS for the transport; nil keeps plain text.
+	TLS *tlsconfig.Files
+	// RBAC maps roles to permissions and guards endpoints.
+	RBAC RBACConfig
+	// Realm names the protected space in WWW-Authenticate challenges (default
+	// "microhost").
+	Realm string
+}
+
+// JWTConfig says which bearer tokens are accepted and how to read them.
+type JWTConfig struct {
+	// Issuer is the required iss; empty accepts any issuer.
+	Issuer string
+	// Audience lists accepted audiences: a token's aud must name one of them.
+	// Empty skips the aud check.
+	Audience []string
+	// Leeway is the clock skew allowed when checking exp, nbf and iat (default 0).
+	Leeway time.Duration
+	// RolesClaim is the dotted path of the roles claim, e.g. "realm_access.roles"
+	// (default "roles").
+	RolesClaim string
+	// ScopesClaim is the dotted path of the scopes: a space-separated string or a
+	// list (default "scope").
+	ScopesClaim string
+	// Keys are keys given in config or as PEM files.
+	Keys []KeyConfig
+	// JWKS fetches keys from a JSON Web Key Set URL.
+	JWKS *JWKSConfig
+}
+
+// KeyConfig is one verification key. Exactly one of Secret, SecretFile, PEM and
+// File is set.
+type KeyConfig struct {
+	// ID is the kid this key answers to; a key without one verifies tokens
+	// whatever their kid.
+	ID string
+	// Algorithms is the allow-list of algorithms this key verifies; empty allows
+	// every algorithm of the key's type. An algorithm of another type is an error.
+	Algorithms []string
+	// Secret is an HMAC secret (HS256/384/512), at least 32 bytes.
+	Secret string
+	// SecretFile is a file holding an HMAC secret (surrounding space is trimmed).
+	SecretFile string
+	// PEM is a public key (PKIX or PKCS#1) or a certificate, PEM encoded.
+	PEM string
+	// File is a PEM file holding a public key or certificate.
+	File string
+}
+
+// JWKSConfig fetches verification keys from a JSON Web Key Set.
+type JWKSConfig struct {
+	// URL serves the key set.
+	URL string
+	// RefreshInterval is how often the set is fetched in the background
+	// (default 15m).
+	RefreshInterval time.Duration
+	// MinRefreshInterval bounds refreshes caused by tokens with an unknown kid:
+	// at most one per interval, so bad tokens cannot hammer the key server
+	// (default 30s).
+	MinRefreshInterval time.Duration
+	// Timeout bounds one fetch (default 10s).
+	Timeout time.Duration
+	// Algorithms, when set, restricts what the set's keys may verify.
+	Algorithms []string
+}
+
+// InternalConfig sets up internal tokens: short-lived JWTs in the
+// metadata.Principal header that carry an authenticated principal from a
+// trusted upstream (the gateway, or a service calling on a user's behalf) to a
+// backend, which verifies them before it believes them.
+type InternalConfig struct {
+	// Issuer is the iss of internal tokens (default "microhost-internal").
+	Issuer string
+	// TTL is the lifetime of a minted token (default 1m).
+	TTL time.Duration
+	// Leeway is the clock skew allowed when verifying (default 0).
+	Leeway time.Duration
+	// Keys verify internal tokens; a backend that has none ignores them.
+	Keys []KeyConfig
+	// Signing mints internal tokens; only upstreams need it.
+	Signing *SigningKeyConfig
+}
+
+// SigningKeyConfig is the key internal tokens are signed with. Exactly one of
+// Secret, SecretFile, PEM and File is set.
+type SigningKeyConfig struct {
+	// ID is written as the tokens' kid.
+	ID string
+	// Algorithm overrides the default for the key type (HS256, PS256 for RSA,
+	// ES256/384/512 by curve, EdDSA).
+	Algorithm string
+	// Secret is an HMAC secret, at least 32 bytes.
+	Secret string
+	// SecretFile is a file holding an HMAC secret.
+	SecretFile string
+	// PEM is a private key (PKCS#8, PKCS#1 or SEC 1), PEM encoded.
+	PEM string
+	// File is a PEM file holding a private key.
+	File string
+}
+
+// RBACConfig maps roles to permissions and guards endpoints.
+type RBACConfig struct {
+	// Roles maps a role to its permissions ("orders:read", "orders:*:own", "*").
+	Roles map[string][]string
+	// Bindings grants roles to subjects, e.g. a certificate identity
+	// ("spiffe://prod/orders") or a service account's sub.
+	Bindings map[string][]string
+	// Guards protect endpoints; the first whose Endpoint matches a call applies.
+	Guards []GuardConfig
+}
+
+// GuardConfig protects the endpoints it matches.
+type GuardConfig struct {
+	// Endpoint is "Handler.Method", "Handler.*" or "*".
+	Endpoint string
+	// Match is "any" (default: one listed role or permission suffices) or "all".
+	Match string
+	// Roles the caller must have.
+	Roles []string
+	// Permissions the caller must be granted, "resource:action[:scope]".
+	Permissions []string
+	// Public lets anonymous calls through; a presented credential is still
+	// verified and a bad one refused.
+	Public bool
+}
+
+// Defaults for fields left zero.
+const (
+	DefaultRealm              = "microhost"
+	DefaultRolesClaim         = "roles"
+	DefaultScopesClaim        = "scope"
+	DefaultRefreshInterval    = 15 * time.Minute
+	DefaultMinRefreshInterval = 30 * time.Second
+	DefaultJWKSTimeout        = 10 * time.Second
+	DefaultInternalIssuer     = "microhost-internal"
+	DefaultInternalTTL        = time.Minute
+)

@@ -1,0 +1,29 @@
+// Package tlsconfig builds server and client TLS configurations from PEM files
+// and keeps them current: certificates, keys and CA bundles are read again when
+// their files change, without a restart.
+package tlsconfig
+
+import "time"
+
+// Files names the PEM files of a TLS identity and the CAs it trusts: the plain
+// data a config decoder fills in.
+type Files struct {
+	// CertFile holds the certificate chain presented to peers (leaf first).
+	CertFile string
+	// KeyFile holds the certificate's private key.
+	KeyFile string
+	// CAFile is the CA bundle peers are verified against: client certificates on
+	// a server, server certificates on a client (empty: the system roots).
+	CAFile string
+	// RequireClientCert makes a server demand a client certificate signed by a
+	// CA in CAFile (mutual TLS).
+	RequireClientCert bool
+	// ServerName is the name a client expects in the server's certificate; empty
+	// uses the host name dialed.
+	ServerName string
+	// PollInterval is how often the files are checked for changes (default 5s).
+	PollInterval time.Duration
+}
+
+// DefaultPollInterval is how often files are checked when PollInterval is 0.
+const DefaultPollInterval = 5 * time.Second

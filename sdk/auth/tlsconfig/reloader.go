@@ -1,0 +1,199 @@
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Reloader holds the current certificate and CA pool read from Files and
+// watches the files, swapping in new contents when they change. Configurations
+// from ServerConfig and ClientConfig always use the current contents. A change
+// that cannot be loaded (a half-written pair, a bad PEM) is logged and the
+// previous contents stay until the files are fixed.
+type Reloader struct {
+	files Files
+	logf  func(msg string, args ...any)
+
+	cur atomic.Pointer[material]
+
+	mu     sync.Mutex // serialises loads
+	stamps map[string]stamp
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// material is one loaded generation of the files.
+type material struct {
+	cert   *tls.Certificate // nil when no CertFile is configured
+	pool   *x509.CertPool   // nil when no CAFile is configured
+	server *tls.Config      // what a server handshake uses
+}
+
+// stamp identifies a version of a file.
+type stamp struct {
+	mod  time.Time
+	size int64
+}
+
+// Option tunes a Reloader.
+type Option func(*Reloader)
+
+// Logger receives reload events and failures as a message and key/value pairs.
+func Logger(f func(msg string, args ...any)) Option { return func(r *Reloader) { r.logf = f } }
+
+// New loads files, failing when they cannot be read or do not match, and starts
+// watching them; Close stops the watch.
+func New(files Files, opts ...Option) (*Reloader, error) {
+	if (files.CertFile == "") != (files.KeyFile == "") {
+		return nil, errors.New("tls: set both cert_file and key_file, or neither")
+	}
+	if files.RequireClientCert && files.CAFile == "" {
+		return nil, errors.New("tls: require_client_cert needs ca_file: the CAs client certificates are checked against")
+	}
+	if files.PollInterval <= 0 {
+		files.PollInterval = DefaultPollInterval
+	}
+	r := &Reloader{files: files, logf: func(string, ...any) {}, stop: make(chan struct{}), done: make(chan struct{})}
+	for _, opt := range opts {
+		opt(r)
+	}
+	if _, err := r.Reload(); err != nil {
+		return nil, err
+	}
+	go r.watch()
+	return r, nil
+}
+
+// Close stops watching the files.
+func (r *Reloader) Close() error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	<-r.done
+	return nil
+}
+
+// Reload reads the files again if any changed since the last load and reports
+// whether it swapped in new contents. On error the previous contents stay.
+func (r *Reloader) Reload() (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stamps, err := r.stat()
+	if err != nil {
+		return false, err
+	}
+	if r.stamps != nil && sameStamps(r.stamps, stamps) {
+		return false, nil
+	}
+	m, err := r.load()
+	if err != nil {
+		return false, err
+	}
+	r.cur.Store(m)
+	r.stamps = stamps
+	return true, nil
+}
+
+// watch polls the files until Close.
+func (r *Reloader) watch() {
+	defer close(r.done)
+	t := time.NewTicker(r.files.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		changed, err := r.Reload()
+		switch {
+		case err != nil:
+			r.logf("tls files changed but cannot be loaded; keeping the previous ones", "error", err.Error())
+		case changed:
+			r.logf("tls files reloaded", "cert", r.files.CertFile, "ca", r.files.CAFile)
+		}
+	}
+}
+
+func (r *Reloader) paths() []string {
+	var out []string
+	for _, p := range []string{r.files.CertFile, r.files.KeyFile, r.files.CAFile} {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *Reloader) stat() (map[string]stamp, error) {
+	out := map[string]stamp{}
+	for _, p := range r.paths() {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		out[p] = stamp{mod: fi.ModTime(), size: fi.Size()}
+	}
+	return out, nil
+}
+
+func sameStamps(a, b map[string]stamp) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !v.mod.Equal(w.mod) || v.size != w.size {
+			return false
+		}
+	}
+	return true
+}
+
+// load reads every file into a new generation.
+func (r *Reloader) load() (*material, error) {
+	m := &material{}
+	if r.files.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(r.files.CertFile, r.files.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: loading %s and %s: %w", r.files.CertFile, r.files.KeyFile, err)
+		}
+		m.cert = &cert
+	}
+	if r.files.CAFile != "" {
+		b, err := os.ReadFile(r.files.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("tls: %s holds no PEM certificate", r.files.CAFile)
+		}
+		m.pool = pool
+	}
+	if m.cert != nil {
+		m.server = &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{*m.cert},
+			ClientCAs:    m.pool,
+			ClientAuth:   r.clientAuth(),
+			NextProtos:   []string{"h2", "http/1.1"},
+		}
+	}
+	return m, nil
+}
+
+func (r *Reloader) clientAuth() tls.ClientAuthType {
+	switch {
+	case r.files.RequireClientCert:
+		return tls.RequireAndVerifyClientCert
+	case r.files.CAFile != "":
+		return tls.VerifyClientCertIfGiven
+	}
+	return tls.NoClientCert
+}
