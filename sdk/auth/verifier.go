@@ -153,7 +153,7 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 		if raw, ok := t.Header["kid"]; ok {
 			s, ok := raw.(string)
 			if !ok {
-				return nil, errors.New("the kid header is not a string")
+				return nil, keyError("the kid header is not a string")
 			}
 			kid = s
 		}
@@ -200,13 +200,18 @@ func (v *Verifier) knownStatic(kid string) bool {
 func (v *Verifier) noKey(kid, alg string) error {
 	if kid != "" && !v.knownStatic(kid) && (v.set == nil || !v.set.known(kid)) &&
 		!slices.ContainsFunc(v.keys, func(k *verificationKey) bool { return k.id == "" }) {
-		return fmt.Errorf("unknown kid %q", kid)
+		return keyError(fmt.Sprintf("unknown kid %q", kid))
 	}
 	if kid != "" {
-		return fmt.Errorf("no key for kid %q allows alg %s", kid, alg)
+		return keyError(fmt.Sprintf("no key for kid %q allows alg %s", kid, alg))
 	}
-	return fmt.Errorf("no configured key allows alg %s", alg)
+	return keyError("no configured key allows alg " + alg)
 }
+
+// keyError says why no key could be chosen for a token.
+type keyError string
+
+func (e keyError) Error() string { return string(e) }
 
 // describe turns the library's error into a short reason for the caller.
 func describe(err error) string {
@@ -214,6 +219,10 @@ func describe(err error) string {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed token"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		var ke keyError
+		if errors.As(err, &ke) {
+			return string(ke)
+		}
 		return "no key can verify it"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		if strings.Contains(err.Error(), "signing method") {
