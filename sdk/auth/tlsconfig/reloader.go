@@ -1,6 +1,7 @@
 package tlsconfig
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -37,11 +38,9 @@ type material struct {
 	server *tls.Config      // what a server handshake uses
 }
 
-// stamp identifies a version of a file.
-type stamp struct {
-	mod  time.Time
-	size int64
-}
+// stamp identifies a version of a file by its content: modification times are
+// too coarse to tell apart two writes in quick succession.
+type stamp [sha256.Size]byte
 
 // Option tunes a Reloader.
 type Option func(*Reloader)
@@ -100,7 +99,7 @@ func (r *Reloader) Reload() (bool, error) {
 	return true, nil
 }
 
-// watch polls the files until Close.
+// watch polls the files until Close; they are small, so each poll reads them.
 func (r *Reloader) watch() {
 	defer close(r.done)
 	t := time.NewTicker(r.files.PollInterval)
@@ -134,11 +133,11 @@ func (r *Reloader) paths() []string {
 func (r *Reloader) stat() (map[string]stamp, error) {
 	out := map[string]stamp{}
 	for _, p := range r.paths() {
-		fi, err := os.Stat(p)
+		b, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		out[p] = stamp{mod: fi.ModTime(), size: fi.Size()}
+		out[p] = sha256.Sum256(b)
 	}
 	return out, nil
 }
@@ -148,7 +147,7 @@ func sameStamps(a, b map[string]stamp) bool {
 		return false
 	}
 	for k, v := range a {
-		if w, ok := b[k]; !ok || !v.mod.Equal(w.mod) || v.size != w.size {
+		if w, ok := b[k]; !ok || v != w {
 			return false
 		}
 	}

@@ -1,0 +1,180 @@
+package tlsconfig_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/microhost/micro/sdk/auth/internal/testpki"
+	"github.com/microhost/micro/sdk/auth/tlsconfig"
+	"github.com/microhost/micro/sdk/transport"
+)
+
+type nopHandler struct{}
+
+func (nopHandler) ServeRequest(context.Context, *transport.Message) *transport.Message {
+	return &transport.Message{Header: map[string]string{}}
+}
+
+func (nopHandler) ServeStream(context.Context, map[string]string, transport.Stream) error { return nil }
+
+func newReloader(t *testing.T, f tlsconfig.Files) *tlsconfig.Reloader {
+	t.Helper()
+	r, err := tlsconfig.New(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// handshake dials addr with cfg and returns the server certificate's common
+// name, or the handshake error.
+func handshake(addr string, cfg *tls.Config) (string, error) {
+	conn, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if err := conn.Handshake(); err != nil {
+		return "", err
+	}
+	// TLS 1.3 reports a refused client certificate on the first read.
+	conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := conn.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+		return "", err
+	}
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName, nil
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// eventually polls f until it returns nil or the deadline passes.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReloadOnFileChange: a server's certificate and client CA bundle, and a
+// client's certificate, are replaced on disk while everything runs; new
+// handshakes use the new files without a restart.
+func TestReloadOnFileChange(t *testing.T) {
+	dir := t.TempDir()
+	ca1, ca2 := testpki.NewCA(t, "ca one"), testpki.NewCA(t, "ca two")
+	leaf := testpki.Leaf{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+
+	write := func(ca *testpki.CA, name, cn string) (string, string) {
+		l := leaf
+		l.CommonName = cn
+		c, k := ca.Issue(t, l)
+		return testpki.Write(t, dir, name+".pem", c), testpki.Write(t, dir, name+"-key.pem", k)
+	}
+	srvCert, srvKey := write(ca1, "server", "server one")
+	cliCert, cliKey := write(ca1, "client", "client one")
+	srvCA := testpki.Write(t, dir, "server-ca.pem", ca1.PEM)
+	cliCA := testpki.Write(t, dir, "client-ca.pem", append(append([]byte{}, ca1.PEM...), ca2.PEM...))
+
+	srv := newReloader(t, tlsconfig.Files{CertFile: srvCert, KeyFile: srvKey, CAFile: srvCA, RequireClientCert: true, PollInterval: 5 * time.Millisecond})
+	cli := newReloader(t, tlsconfig.Files{CertFile: cliCert, KeyFile: cliKey, CAFile: cliCA, PollInterval: 5 * time.Millisecond})
+	serverCfg, err := srv.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := transport.NewHTTP(transport.ServerTLS(serverCfg))
+	ln, err := tr.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ln.Serve(nopHandler{})
+	t.Cleanup(func() { ln.Close(); tr.Close() })
+
+	if cn, err := handshake(ln.Addr(), cli.ClientConfig()); err != nil || cn != "server one" {
+		t.Fatalf("first handshake: %q %v", cn, err)
+	}
+
+	// The server gets a new certificate: clients see it on their next handshake.
+	write(ca1, "server", "server two")
+	eventually(t, "server certificate reload", func() error {
+		cn, err := handshake(ln.Addr(), cli.ClientConfig())
+		if err != nil {
+			return err
+		}
+		if cn != "server two" {
+			return &reloadPending{cn}
+		}
+		return nil
+	})
+
+	// The client moves to a certificate from a CA the server does not trust
+	// yet: refused until the server's CA bundle gains that CA.
+	write(ca2, "client", "client two")
+	eventually(t, "client certificate reload", func() error {
+		_, err := handshake(ln.Addr(), cli.ClientConfig())
+		if err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
+			return &reloadPending{"client certificate not swapped yet"}
+		}
+		return nil
+	})
+	testpki.Write(t, dir, "server-ca.pem", append(append([]byte{}, ca1.PEM...), ca2.PEM...))
+	eventually(t, "CA bundle reload", func() error {
+		_, err := handshake(ln.Addr(), cli.ClientConfig())
+		return err
+	})
+}
+
+type reloadPending struct{ state string }
+
+func (e *reloadPending) Error() string { return "not reloaded yet: " + e.state }
+
+// TestBadFilesKeepThePrevious: a broken file at start is an error; a broken
+// change at run time keeps the previous certificate.
+func TestBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "ca")
+	c, k := ca.Issue(t, testpki.Leaf{CommonName: "a"})
+	cert := testpki.Write(t, dir, "cert.pem", c)
+	key := testpki.Write(t, dir, "key.pem", k)
+	_, otherKey := ca.Issue(t, testpki.Leaf{CommonName: "b"})
+	mismatched := testpki.Write(t, dir, "other-key.pem", otherKey)
+	garbage := testpki.Write(t, dir, "garbage.pem", []byte("not pem"))
+
+	for name, tc := range map[string]struct {
+		f    tlsconfig.Files
+		want string
+	}{
+		"missing file":      {tlsconfig.Files{CertFile: dir + "/nope.pem", KeyFile: key}, "no such file"},
+		"key of another":    {tlsconfig.Files{CertFile: cert, KeyFile: mismatched}, "private key does not match"},
+		"CA without certs":  {tlsconfig.Files{CAFile: garbage}, "holds no PEM certificate"},
+		"cert without key":  {tlsconfig.Files{CertFile: cert}, "set both cert_file and key_file"},
+		"mTLS without a CA": {tlsconfig.Files{CertFile: cert, KeyFile: key, RequireClientCert: true}, "needs ca_file"},
+	} {
+		if _, err := tlsconfig.New(tc.f); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+		}
+	}
+
+	r := newReloader(t, tlsconfig.Files{CertFile: cert, KeyFile: key, PollInterval: time.Hour})
+	testpki.Write(t, dir, "key.pem", otherKey)
+	if changed, err := r.Reload(); err == nil || changed {
+		t.Fatalf("reloading a mismatched pair: changed %v, err %v", changed, err)
+	}
+	if _, err := r.ServerConfig(); err != nil {
+		t.Fatal(err)
+	}
+}
