@@ -87,7 +87,7 @@ func (a *agent) start() {
 		"-node", "microhost-test", "-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-data-dir", a.dataDir,
 		"-http-port", p(0), "-server-port", p(1), "-serf-lan-port", p(2), "-serf-wan-port", p(3),
-		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-dns-port", "-1")
+		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-dns-port", "-1", "-log-level", "info")
 	a.cmd.Stdout, a.cmd.Stderr = log, log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatalf("start consul: %v", err)
@@ -144,8 +144,8 @@ func (a *agent) restart() {
 // logTail returns the end of the agent's log.
 func (a *agent) logTail() string {
 	b, _ := os.ReadFile(a.log.Name())
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
 	}
 	return string(b)
 }

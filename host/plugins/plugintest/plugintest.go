@@ -4,10 +4,14 @@
 package plugintest
 
 import (
+	"bytes"
 	"context"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/microhost/micro/host/plugins"
 )
@@ -33,10 +37,18 @@ func Spec(tb testing.TB, pkg, id, version string) plugins.Spec {
 }
 
 // Start starts spec through a plugin manager of its own; the plugin and the
-// manager stop when tb ends. The error is the manager's refusal, if any.
+// manager stop when tb ends. The error is the manager's refusal, if any. What
+// the manager and the plugin log is shown when tb fails.
 func Start(tb testing.TB, spec plugins.Spec) (*plugins.Instance, error) {
 	tb.Helper()
-	m, err := plugins.NewManager(plugins.Options{})
+	var logs syncBuffer
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("plugin %s log:\n%s", spec.ID, logs.String())
+		}
+	})
+	log := hclog.New(&hclog.LoggerOptions{Name: "plugintest", Output: &logs, Level: hclog.Debug})
+	m, err := plugins.NewManager(plugins.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -47,4 +59,22 @@ func Start(tb testing.TB, spec plugins.Spec) (*plugins.Instance, error) {
 	}
 	tb.Cleanup(inst.Stop)
 	return inst, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
