@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/microhost/micro/sdk/auth"
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/metadata"
 )
@@ -23,11 +24,12 @@ type aggregateHandler struct {
 	pat     *pattern
 	timeout time.Duration
 	params  [][]string // per part: the wildcards that go into its request object
+	access  *access    // nil: anyone may call
 }
 
-func newAggregateHandler(st *state, a *Aggregate) *aggregateHandler {
+func newAggregateHandler(st *state, a *Aggregate, acc *access) *aggregateHandler {
 	pat, _ := parsePattern(a.Pattern) // validated
-	h := &aggregateHandler{st: st, agg: a, pat: pat, timeout: a.Timeout}
+	h := &aggregateHandler{st: st, agg: a, pat: pat, timeout: a.Timeout, access: acc}
 	if h.timeout <= 0 {
 		h.timeout = st.cfg.Timeout
 	}
@@ -45,6 +47,10 @@ type partResult struct {
 
 func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.st
+	caller, ok := h.access.check(w, r)
+	if !ok {
+		return
+	}
 	body, e := st.readBody(w, r)
 	if e != nil {
 		writeError(w, r, e)
@@ -60,7 +66,7 @@ func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.callPart(ctx, r, id, body, i, part)
+			results[i] = h.callPart(ctx, r, id, caller, body, i, part)
 		}()
 	}
 	wg.Wait()
@@ -104,7 +110,7 @@ func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // callPart makes one part's call and checks its answer is JSON.
-func (h *aggregateHandler) callPart(ctx context.Context, r *http.Request, requestID string, body []byte, i int, part *Part) partResult {
+func (h *aggregateHandler) callPart(ctx context.Context, r *http.Request, requestID string, caller *auth.Principal, body []byte, i int, part *Part) partResult {
 	st := h.st
 	service, endpoint := expand(part.Service, r), expand(part.Endpoint, r)
 	if e := st.check(service, endpoint); e != nil {
@@ -121,6 +127,9 @@ func (h *aggregateHandler) callPart(ctx context.Context, r *http.Request, reques
 	}
 	header := st.outHeader(r, requestID, service, endpoint, ct)
 	header[metadata.Accept] = "application/json" // the merge is JSON
+	if e := h.access.forward(header, caller, service); e != nil {
+		return partResult{err: e}
+	}
 	res := st.call(ctx, &backendCall{
 		service: service, endpoint: endpoint, header: header, body: reqBody,
 		retry:      retryOf(part.Retry),

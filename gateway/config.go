@@ -41,6 +41,9 @@ type Config struct {
 	Aggregates []*Aggregate `json:"aggregates,omitempty"`
 	// Docs configures the OpenAPI document and the docs page.
 	Docs Docs `json:"docs"`
+	// Auth makes every route and aggregate that does not say otherwise require
+	// a verified bearer token (see the Auth option).
+	Auth bool `json:"auth,omitempty"`
 }
 
 // Route proxies requests matching Pattern to Service's Endpoint.
@@ -67,6 +70,8 @@ type Route struct {
 	CORS *CORS `json:"cors,omitempty"`
 	// Transform rewrites successful JSON or msgpack responses.
 	Transform *Transform `json:"transform,omitempty"`
+	// Access says who may call the route.
+	Access
 	// Summary and Description document the operation in OpenAPI.
 	Summary     string `json:"summary,omitempty"`
 	Description string `json:"description,omitempty"`
@@ -91,10 +96,33 @@ type Aggregate struct {
 	Parts []*Part `json:"parts"`
 	// CORS replaces Config.CORS for this route.
 	CORS *CORS `json:"cors,omitempty"`
+	// Access says who may call the aggregate.
+	Access
 	// Summary and Description document the operation in OpenAPI.
 	Summary     string `json:"summary,omitempty"`
 	Description string `json:"description,omitempty"`
 }
+
+// Access says whether a route needs an authenticated caller and which roles.
+// The caller is authenticated before its roles are looked at: no or a bad
+// token is a 401 with WWW-Authenticate, missing roles a 403.
+type Access struct {
+	// Auth overrides Config.Auth: nil inherits it, true requires a verified
+	// bearer token, false lets anonymous callers through.
+	Auth *bool `json:"auth,omitempty"`
+	// RequiredRoles are roles the caller must hold (from the token's roles
+	// claim, or bound to its subject); they imply Auth.
+	RequiredRoles []string `json:"required_roles,omitempty"`
+	// RolesMatch is RolesAny (the default: one of RequiredRoles suffices) or
+	// RolesAll.
+	RolesMatch string `json:"roles_match,omitempty"`
+}
+
+// How RequiredRoles are matched.
+const (
+	RolesAny = "any"
+	RolesAll = "all"
+)
 
 // Partial-result policies of an Aggregate.
 const (

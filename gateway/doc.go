@@ -16,6 +16,12 @@
 // backend's body passes through in its codec; its error envelope becomes a
 // problem document with the backend's status.
 //
+// Routes and aggregates may require a verified bearer token (Config.Auth as the
+// default, Access per route) and roles (any or all of RequiredRoles): no or a
+// bad token is a 401 with WWW-Authenticate, missing roles a 403. The verified
+// caller reaches the backend only as an internal token signed by the gateway
+// (metadata.Principal); identity headers sent by clients are never forwarded.
+//
 // Around each call: per-route timeout, retries (idempotent methods only unless
 // opted in, per-try timeouts, jittered backoff) and a circuit breaker per
 // backend service (open: 503 with Retry-After). Backend policies allow or

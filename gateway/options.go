@@ -10,8 +10,8 @@ import (
 	"github.com/microhost/micro/sdk/transport"
 )
 
-// Option configures a Gateway. Registry, Transport, Codecs, Selector and
-// Types take effect at New and at every Reload; Logger and Metrics at New only.
+// Option configures a Gateway. Registry, Transport, Codecs, Selector, Types and
+// Auth take effect at New and at every Reload; Logger and Metrics at New only.
 type Option func(*options)
 
 type options struct {
@@ -20,6 +20,7 @@ type options struct {
 	codecs    *codec.Set
 	selector  registry.Selector
 	types     map[string]endpointTypes // "service endpoint" → Go types
+	auth      AuthOptions
 	logf      func(msg string, args ...any)
 	metrics   prometheus.Registerer
 	gatherer  prometheus.Gatherer

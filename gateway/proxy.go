@@ -17,14 +17,15 @@ type routeHandler struct {
 	pat       *pattern
 	timeout   time.Duration
 	transform *transformer
+	access    *access // nil: anyone may call
 	// bodyParams are the wildcards that go into the request object: those the
 	// service and endpoint templates do not use.
 	bodyParams []string
 }
 
-func newRouteHandler(st *state, r *Route) *routeHandler {
+func newRouteHandler(st *state, r *Route, acc *access) *routeHandler {
 	pat, _ := parsePattern(r.Pattern) // validated
-	h := &routeHandler{st: st, route: r, pat: pat, timeout: r.Timeout, transform: newTransformer(r.Transform)}
+	h := &routeHandler{st: st, route: r, pat: pat, timeout: r.Timeout, transform: newTransformer(r.Transform), access: acc}
 	if h.timeout <= 0 {
 		h.timeout = st.cfg.Timeout
 	}
@@ -52,6 +53,10 @@ func bodyParams(pat *pattern, templates ...string) []string {
 
 func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.st
+	caller, ok := h.access.check(w, r)
+	if !ok {
+		return
+	}
 	service, endpoint := expand(h.route.Service, r), expand(h.route.Endpoint, r)
 	if e := st.check(service, endpoint); e != nil {
 		writeError(w, r, e)
@@ -62,12 +67,17 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, e)
 		return
 	}
+	header := st.outHeader(r, w.Header().Get(metadata.RequestID), service, endpoint, ct)
+	if e := h.access.forward(header, caller, service); e != nil {
+		writeError(w, r, e)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	res := st.call(ctx, &backendCall{
 		service:    service,
 		endpoint:   endpoint,
-		header:     st.outHeader(r, w.Header().Get(metadata.RequestID), service, endpoint, ct),
+		header:     header,
 		body:       body,
 		retry:      retryOf(h.route.Retry),
 		idempotent: idempotentMethod(r.Method) || st.endpointIdempotent(ctx, service, endpoint),

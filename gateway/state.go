@@ -50,6 +50,20 @@ func (g *Gateway) build(cfg Config, o options) (*state, error) {
 		return nil, fmt.Errorf("gateway: no registry: pass gateway.Registry(...)")
 	}
 	cfg = cfg.withDefaults()
+	routeAccess := make([]*access, len(cfg.Routes))
+	aggAccess := make([]*access, len(cfg.Aggregates))
+	for i, r := range cfg.Routes {
+		var err error
+		if routeAccess[i], err = newAccess(r.Access, cfg.Auth, o.auth, r.Pattern); err != nil {
+			return nil, err
+		}
+	}
+	for i, a := range cfg.Aggregates {
+		var err error
+		if aggAccess[i], err = newAccess(a.Access, cfg.Auth, o.auth, a.Pattern); err != nil {
+			return nil, err
+		}
+	}
 	st := &state{
 		cfg: cfg, mux: http.NewServeMux(), metrics: g.metrics, breakers: g.breakers, g: g,
 		transport: o.transport, codecs: o.codecs, selector: o.selector, types: o.types,
@@ -77,13 +91,13 @@ func (g *Gateway) build(cfg Config, o options) (*state, error) {
 	for _, b := range cfg.Backends {
 		st.backends[b.Service] = newBackendPolicy(b)
 	}
-	for _, r := range cfg.Routes {
-		h := newRouteHandler(st, r)
+	for i, r := range cfg.Routes {
+		h := newRouteHandler(st, r, routeAccess[i])
 		st.routes = append(st.routes, h)
 		st.handle(r.Pattern, h.pat.label(), r.CORS, h)
 	}
-	for _, a := range cfg.Aggregates {
-		h := newAggregateHandler(st, a)
+	for i, a := range cfg.Aggregates {
+		h := newAggregateHandler(st, a, aggAccess[i])
 		st.aggs = append(st.aggs, h)
 		st.handle(a.Pattern, h.pat.label(), a.CORS, h)
 	}

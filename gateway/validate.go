@@ -102,6 +102,7 @@ func (c *Config) Validate() error {
 		v.retry("route", i, -1, r.Retry)
 		v.cors("route", i, "cors", r.CORS)
 		v.transform("route", i, r.Transform)
+		v.access("route", i, r.Access)
 	}
 	for i, a := range c.Aggregates {
 		if a == nil {
@@ -111,6 +112,7 @@ func (c *Config) Validate() error {
 		p := v.pattern("aggregate", i, mux, a.Pattern)
 		v.duration("aggregate", i, -1, "timeout", a.Timeout)
 		v.cors("aggregate", i, "cors", a.CORS)
+		v.access("aggregate", i, a.Access)
 		switch a.Partial {
 		case "", PartialFail, PartialAllow:
 		default:
@@ -236,6 +238,22 @@ func (v *validator) cors(kind string, i int, field string, c *CORS) {
 	}
 	if c.MaxAge < 0 {
 		v.add(kind, i, -1, field+".max_age", "expected a positive duration")
+	}
+}
+
+func (v *validator) access(kind string, i int, a Access) {
+	switch a.RolesMatch {
+	case "", RolesAny, RolesAll:
+	default:
+		v.add(kind, i, -1, "roles_match", "expected %q or %q, got %q", RolesAny, RolesAll, a.RolesMatch)
+	}
+	for _, r := range a.RequiredRoles {
+		if strings.TrimSpace(r) == "" {
+			v.add(kind, i, -1, "required_roles", "expected role names, got an empty one")
+		}
+	}
+	if len(a.RequiredRoles) > 0 && a.Auth != nil && !*a.Auth {
+		v.add(kind, i, -1, "required_roles", "roles need an authenticated caller, but auth is false; expected auth = true (or left out), or no required_roles")
 	}
 }
 
