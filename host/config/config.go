@@ -56,8 +56,8 @@ type Config struct {
 	Telemetry Telemetry `json:"telemetry"`
 
 	// EvalContext is what expressions were evaluated with (var.*, env() and the
-	// other functions); decoders of the bodies kept for later (gateway, security,
-	// telemetry metrics and tracing) use it so those see the same values.
+	// other functions); decoders of the bodies kept for later (telemetry metrics
+	// and tracing) use it so those see the same values.
 	EvalContext *hcl.EvalContext `json:"-"`
 	// Warnings are problems that do not stop the host, such as a plugin block no
 	// registry, broker, transport or codec uses.
@@ -256,15 +256,6 @@ type Gateway struct {
 	Range hcl.Range `json:"-"`
 	// ListenRange is the listen attribute, or Range when it is defaulted.
 	ListenRange hcl.Range `json:"-"`
-}
-
-// Security is the `security {...}` block (jwt, tls, rbac), kept undecoded for the
-// security decoder, to be evaluated with Config.EvalContext.
-type Security struct {
-	// Body is the block's body.
-	Body hcl.Body `json:"-"`
-	// Range is the block header.
-	Range hcl.Range `json:"-"`
 }
 
 // Telemetry is the `telemetry {...}` block: log is decoded here, metrics and

@@ -14,7 +14,7 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata's .golden.json and .diag files from the current output")
 
 // testEnv is the environment env() sees in the testdata files.
-var testEnv = map[string]string{"CONSUL_TOKEN": "s3cret", "MICRO_ZONE": "eu-2", "EMPTY": ""}
+var testEnv = map[string]string{"CONSUL_TOKEN": "s3cret", "MICRO_ZONE": "eu-2", "EMPTY": "", "JWT_SECRET": "0123456789abcdef0123456789abcdef"}
 
 func lookupTestEnv(name string) (string, bool) {
 	v, ok := testEnv[name]

@@ -55,10 +55,8 @@ func (d *decoder) decodeFile(body *hclsyntax.Body) *Config {
 	cfg.Broker = d.decodeBroker(d.single(all["broker"]), plugins)
 	cfg.Transport = d.decodeTransport(d.single(all["transport"]), plugins)
 	cfg.Codecs = d.decodeCodecs(all["codec"], plugins)
-	cfg.Gateway = d.decodeGateway(d.single(all["gateway"]))
-	if b := d.single(all["security"]); b != nil {
-		cfg.Security = &Security{Body: b.Body, Range: b.DefRange()}
-	}
+	cfg.Security = d.decodeSecurity(d.single(all["security"]), cfg.Transport)
+	cfg.Gateway = d.decodeGateway(d.single(all["gateway"]), cfg.Security)
 	cfg.Telemetry = d.decodeTelemetry(d.single(all["telemetry"]))
 	d.warnUnused(plugins)
 	return cfg

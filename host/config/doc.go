@@ -58,6 +58,7 @@
 //	  listen   = "127.0.0.1:8080"                    # the default
 //	  max_body = "4MiB"                              # request body limit (the default)
 //	  timeout  = "10s"                               # per-route default (the default)
+//	  auth     = false                               # routes need a bearer token (default false)
 //	  cors { allow_origins = ["https://app.example.com", "*.example.com"] }
 //	  breaker {                                      # per backend service
 //	    failures           = 5                       # consecutive, to open (the default)
@@ -73,6 +74,9 @@
 //	    service  = "greeter"
 //	    endpoint = "Greeter.Hello"
 //	    timeout  = "2s"
+//	    auth           = true                        # overrides the gateway's auth
+//	    required_roles = ["admin", "ops"]            # from security.jwt's roles_claim
+//	    roles_match    = "all"                       # or "any" (the default)
 //	    retry {                                      # also backoff, max_backoff,
 //	      attempts        = 2                        # non_idempotent
 //	      per_try_timeout = "500ms"
@@ -93,7 +97,43 @@
 //	    }
 //	  }
 //	}
-//	security { ... }                                 # kept for the security decoder
+//	security {                                       # at most one; see package sdk/auth
+//	  realm = "microhost"                            # named in WWW-Authenticate (the default)
+//	  jwt {                                          # which bearer tokens are valid
+//	    issuer       = "https://login.example.com"
+//	    audience     = ["orders-api"]
+//	    leeway       = "30s"
+//	    roles_claim  = "realm_access.roles"          # dotted path; default "roles"
+//	    scopes_claim = "scope"                       # the default
+//	    key {                                        # any number; one of secret,
+//	      id         = "2024-01"                     # secret_file, pem, file
+//	      file       = "jwt.pub"
+//	      algorithms = ["RS256"]
+//	    }
+//	    jwks { url = "https://login.example.com/certs" } # also refresh_interval,
+//	  }                                              # min_refresh_interval, timeout, algorithms
+//	  internal {                                     # tokens forwarding a verified caller
+//	    ttl = "1m"                                   # the default; also issuer, leeway
+//	    key { secret_file = "internal.key" }         # to accept them
+//	    signing { secret_file = "internal.key" }     # to mint them (gateway, callers)
+//	  }
+//	  tls {                                          # the http transport serves and dials TLS
+//	    cert_file           = "tls.crt"              # files are re-read when they change
+//	    key_file            = "tls.key"
+//	    ca_file             = "ca.crt"
+//	    require_client_cert = true                   # mutual TLS
+//	    server_name         = "orders.internal"      # also poll_interval
+//	  }
+//	  rbac {
+//	    roles    = { reader = ["orders:read"], admin = ["orders:*"] }
+//	    bindings = { "spiffe://prod/billing" = ["reader"] }
+//	    guard "Orders.Delete" {                      # "Handler.Method", "Handler.*" or "*"
+//	      roles       = ["admin"]
+//	      permissions = ["orders:delete"]
+//	      match       = "any"                        # or "all"; public = true admits anyone
+//	    }
+//	  }
+//	}
 //	telemetry {
 //	  log {
 //	    level  = "info"                              # trace, debug, info, warn, error
@@ -108,6 +148,9 @@
 // block of the same kind and name also replaces a built-in. Expressions may use
 // var.<name>, env("NAME") or env("NAME", "default"), and format, join, lower,
 // trimspace and upper.
+//
+// File paths in the security block are relative to micro.hcl's directory.
+// Parse checks their shape; Security.Check loads them, as start-up does.
 //
 // With no micro.hcl, `micro run` uses Default, decoded from the embedded
 // default.hcl (DefaultSource).

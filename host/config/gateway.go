@@ -16,7 +16,7 @@ import (
 // The schemas of the gateway block and what nests in it.
 var (
 	gatewaySchema = bodySchema{
-		attrs: []string{"listen", "max_body", "timeout"},
+		attrs: []string{"listen", "max_body", "timeout", "auth"},
 		blocks: []blockSpec{
 			{typ: "cors"}, {typ: "breaker"}, {typ: "docs"},
 			{typ: "backend", label: "service"}, {typ: "route", label: "pattern"}, {typ: "aggregate", label: "pattern"},
@@ -29,21 +29,22 @@ var (
 	docsSchema    = bodySchema{attrs: []string{"disabled", "title", "version"}}
 	backendSchema = bodySchema{attrs: []string{"allow", "block", "blocked_status"}, blocks: []blockSpec{{typ: "breaker"}}}
 	routeSchema   = bodySchema{
-		attrs:  []string{"service", "endpoint", "timeout", "summary", "description"},
+		attrs:  []string{"service", "endpoint", "timeout", "summary", "description", "auth", "required_roles", "roles_match"},
 		blocks: []blockSpec{{typ: "retry"}, {typ: "cors"}, {typ: "transform"}},
 	}
 	retrySchema     = bodySchema{attrs: []string{"attempts", "per_try_timeout", "backoff", "max_backoff", "non_idempotent"}}
 	transformSchema = bodySchema{attrs: []string{"add", "remove", "rename"}}
 	aggregateSchema = bodySchema{
-		attrs:  []string{"timeout", "partial", "summary", "description"},
+		attrs:  []string{"timeout", "partial", "summary", "description", "auth", "required_roles", "roles_match"},
 		blocks: []blockSpec{{typ: "part", label: "name"}, {typ: "cors"}},
 	}
 	partSchema = bodySchema{attrs: []string{"service", "endpoint", "timeout"}, blocks: []blockSpec{{typ: "retry"}}}
 )
 
 // decodeGateway decodes the gateway block, then has the gateway validate the
-// result, reporting its findings at the attribute or block they concern.
-func (d *decoder) decodeGateway(b *hclsyntax.Block) *Gateway {
+// result, reporting its findings at the attribute or block they concern. sec
+// is the security block, which routes that need auth depend on.
+func (d *decoder) decodeGateway(b *hclsyntax.Block, sec *Security) *Gateway {
 	if b == nil {
 		return nil
 	}
@@ -60,6 +61,9 @@ func (d *decoder) decodeGateway(b *hclsyntax.Block) *Gateway {
 	}
 	if a := attrs["timeout"]; a != nil {
 		g.Timeout, _ = d.duration(a, false)
+	}
+	if a := attrs["auth"]; a != nil {
+		g.Auth, _ = d.boolean(a)
 	}
 	all := byType(blocks)
 	if cb := d.single(all["cors"]); cb != nil {
@@ -94,6 +98,7 @@ func (d *decoder) decodeGateway(b *hclsyntax.Block) *Gateway {
 		src.aggregates = append(src.aggregates, ab)
 	}
 	d.gatewayDiagnostics(g.Config.Validate(), src)
+	d.checkGatewayAuth(g, src, attrs["auth"], sec)
 	return g
 }
 
@@ -274,6 +279,7 @@ func (d *decoder) decodeRoute(b *hclsyntax.Block) *gateway.Route {
 	if a := attrs["description"]; a != nil {
 		r.Description, _ = d.str(a)
 	}
+	r.Access = d.decodeAccess(attrs)
 	all := byType(blocks)
 	if rb := d.single(all["retry"]); rb != nil {
 		r.Retry = d.decodeRetry(rb)
@@ -349,6 +355,7 @@ func (d *decoder) decodeAggregate(b *hclsyntax.Block) *gateway.Aggregate {
 	if a := attrs["description"]; a != nil {
 		ag.Description, _ = d.str(a)
 	}
+	ag.Access = d.decodeAccess(attrs)
 	all := byType(blocks)
 	if cb := d.single(all["cors"]); cb != nil {
 		ag.CORS = d.decodeCORS(cb)
@@ -366,4 +373,65 @@ func (d *decoder) decodeAggregate(b *hclsyntax.Block) *gateway.Aggregate {
 		ag.Parts = append(ag.Parts, p)
 	}
 	return ag
+}
+
+// decodeAccess decodes a route's or aggregate's auth, required_roles and roles_match.
+func (d *decoder) decodeAccess(attrs map[string]*hclsyntax.Attribute) gateway.Access {
+	var ac gateway.Access
+	if a := attrs["auth"]; a != nil {
+		if v, ok := d.boolean(a); ok {
+			ac.Auth = &v
+		}
+	}
+	if a := attrs["required_roles"]; a != nil {
+		ac.RequiredRoles, _ = d.stringList(a)
+	}
+	if a := attrs["roles_match"]; a != nil {
+		ac.RolesMatch, _ = d.str(a)
+	}
+	return ac
+}
+
+// checkGatewayAuth reports routes that need authenticated callers when the
+// security block has no jwt block to verify their tokens with, at the setting
+// that asks for auth. def is the gateway's own auth attribute.
+func (d *decoder) checkGatewayAuth(g *Gateway, src gatewaySource, def *hclsyntax.Attribute, sec *Security) {
+	hasJWT := sec != nil && sec.JWT != nil
+	signs := sec != nil && sec.Internal != nil && sec.Internal.Signing != nil
+	const expected = `expected a security { jwt { ... } } block saying which bearer tokens are valid, or auth = false`
+	needs := false
+	check := func(block *hclsyntax.Block, what string, ac gateway.Access) {
+		on := g.Auth
+		if ac.Auth != nil {
+			on = *ac.Auth
+		}
+		if !on {
+			return // required_roles with auth = false is reported by the gateway's validation
+		}
+		needs = true
+		if hasJWT {
+			return
+		}
+		// Report at what asks for auth; a route that inherits it is covered by
+		// the gateway's own auth attribute.
+		switch a := block.Body.Attributes; {
+		case len(ac.RequiredRoles) > 0:
+			d.errorf(a["required_roles"].NameRange, fmt.Sprintf("No token verifier for %s", what), "%s", expected)
+		case ac.Auth != nil:
+			d.errorf(a["auth"].NameRange, fmt.Sprintf("No token verifier for %s", what), "%s", expected)
+		}
+	}
+	for i, r := range g.Routes {
+		check(src.routes[i], fmt.Sprintf("route %q", r.Pattern), r.Access)
+	}
+	for i, ag := range g.Aggregates {
+		check(src.aggregates[i], fmt.Sprintf("aggregate %q", ag.Pattern), ag.Access)
+	}
+	if g.Auth && !hasJWT && def != nil {
+		d.errorf(def.NameRange, "No token verifier for the gateway", "%s", expected)
+	}
+	if needs && hasJWT && !signs {
+		d.warnf(src.gateway.DefRange(), "Callers are not forwarded to backends",
+			"routes authenticate callers, but security.internal has no signing key, so backends get the client's token but no verified caller; expected security { internal { signing { ... } } } with the services holding the matching key")
+	}
 }

@@ -231,7 +231,9 @@ func TestRanges(t *testing.T) {
 		{"gateway", cfg.Gateway.Range, "full.hcl:58:1"},
 		{"gateway listen", cfg.Gateway.ListenRange, "full.hcl:59:3"},
 		{"security", cfg.Security.Range, "full.hcl:135:1"},
-		{"telemetry", cfg.Telemetry.Range, "full.hcl:141:1"},
+		{"telemetry", cfg.Telemetry.Range, "full.hcl:142:1"},
+		{"jwks", cfg.Security.JWKSRange, "full.hcl:138:5"},
+		{"tls absent", cfg.Security.TLSRange, "full.hcl:135:1"},
 		{"variable", cfg.Variables[0].Range, "full.hcl:2:1"},
 	}
 	for _, c := range checks {
@@ -462,7 +464,7 @@ func TestBuiltinsMatchSDK(t *testing.T) {
 }
 
 // TestRemainBodies decodes the bodies kept for later with Config.EvalContext, as
-// the security and telemetry decoders will; the gateway block is decoded with
+// the telemetry decoders will; the gateway and security blocks are decoded with
 // the same variables and functions.
 func TestRemainBodies(t *testing.T) {
 	cfg := mustParse(t, `
@@ -476,7 +478,10 @@ gateway {
   }
 }
 security {
-  jwt { issuer = upper("me") }
+  jwt {
+    issuer = upper("me")
+    key { secret = env("SECRET", "0123456789abcdef0123456789abcdef") }
+  }
 }
 telemetry {
   metrics { listen = ":9100" }
@@ -489,13 +494,8 @@ telemetry {
 	if cfg.Gateway.Listen != "127.0.0.1:9000" {
 		t.Errorf("listen = %q", cfg.Gateway.Listen)
 	}
-	var sec struct {
-		JWT struct {
-			Issuer string `hcl:"issuer"`
-		} `hcl:"jwt,block"`
-	}
-	if diags := gohcl.DecodeBody(cfg.Security.Body, cfg.EvalContext, &sec); diags.HasErrors() || sec.JWT.Issuer != "ME" {
-		t.Errorf("security body: %+v %v", sec, diags)
+	if j := cfg.Security.JWT; j == nil || j.Issuer != "ME" || len(j.Keys) != 1 || j.Keys[0].Secret != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("security jwt: %+v", j)
 	}
 	var metrics struct {
 		Listen string `hcl:"listen"`

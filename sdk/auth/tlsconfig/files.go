@@ -9,20 +9,20 @@ import "time"
 // data a config decoder fills in.
 type Files struct {
 	// CertFile holds the certificate chain presented to peers (leaf first).
-	CertFile string
+	CertFile string `json:"cert_file,omitempty"`
 	// KeyFile holds the certificate's private key.
-	KeyFile string
+	KeyFile string `json:"key_file,omitempty"`
 	// CAFile is the CA bundle peers are verified against: client certificates on
 	// a server, server certificates on a client (empty: the system roots).
-	CAFile string
+	CAFile string `json:"ca_file,omitempty"`
 	// RequireClientCert makes a server demand a client certificate signed by a
 	// CA in CAFile (mutual TLS).
-	RequireClientCert bool
+	RequireClientCert bool `json:"require_client_cert,omitempty"`
 	// ServerName is the name a client expects in the server's certificate; empty
 	// uses the host name dialed.
-	ServerName string
+	ServerName string `json:"server_name,omitempty"`
 	// PollInterval is how often the files are checked for changes (default 5s).
-	PollInterval time.Duration
+	PollInterval time.Duration `json:"poll_interval,omitempty"`
 }
 
 // DefaultPollInterval is how often files are checked when PollInterval is 0.

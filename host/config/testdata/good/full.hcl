@@ -135,6 +135,7 @@ gateway {
 security {
   jwt {
     issuer = "https://auth.example.com"
+    jwks { url = "https://auth.example.com/certs" }
   }
 }
 
