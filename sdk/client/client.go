@@ -14,6 +14,7 @@ import (
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -42,6 +43,7 @@ type Client struct {
 	ownsTrans bool
 	budget    *retryBudget
 	chain     Handler
+	metrics   *telemetry.RPCMetrics
 }
 
 // New returns a client. Without a Registry option it can only call with
@@ -79,6 +81,7 @@ func New(opts ...Option) *Client {
 		c.ownsCache = true
 	}
 	c.budget = newRetryBudget(o.budget)
+	c.initTelemetry()
 	c.chain = c.invoke
 	for i := len(o.middleware) - 1; i >= 0; i-- {
 		c.chain = o.middleware[i](c.chain)
@@ -143,7 +146,7 @@ func (c *Client) invoke(ctx context.Context, req *Request, rsp any) error {
 		if dl, ok := ctx.Deadline(); ok {
 			header[metadata.Timeout] = time.Until(dl).String()
 		}
-		err = c.callNode(ctx, node.Address, header, body, rsp, co)
+		err = c.try(ctx, req, attempt, node.Address, header, body, rsp, co)
 		done(err)
 		if err == nil {
 			return nil

@@ -6,6 +6,7 @@ import (
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -30,6 +31,7 @@ type options struct {
 	budget     float64
 	middleware []Middleware
 	from       string
+	tel        *telemetry.Telemetry
 }
 
 // Registry sets where services are looked up. A *registry.Cache is used as is;
@@ -65,6 +67,11 @@ func RetryBudget(ratio float64) Option { return func(o *options) { o.budget = ra
 func WithMiddleware(mw ...Middleware) Option {
 	return func(o *options) { o.middleware = append(o.middleware, mw...) }
 }
+
+// Telemetry records a CLIENT span and the request duration histogram for every
+// try of a call, and sends the try's trace context to the callee; nil (the
+// default) records nothing and forwards the caller's trace context as is.
+func Telemetry(t *telemetry.Telemetry) Option { return func(o *options) { o.tel = t } }
 
 // From names the calling service; it is sent as metadata.From.
 func From(name string) Option { return func(o *options) { o.from = name } }

@@ -17,6 +17,7 @@ import (
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -50,6 +51,10 @@ func WithMiddleware(mw ...Middleware) Option {
 	return func(srv *Server) { srv.middleware = append(srv.middleware, mw...) }
 }
 
+// Telemetry records a SERVER span, the request duration histogram and a debug
+// request log for every call; nil (the default) records nothing.
+func Telemetry(t *telemetry.Telemetry) Option { return func(srv *Server) { srv.tel = t } }
+
 // Logger receives handler panics and other errors that have no caller to go to.
 func Logger(f func(msg string, args ...any)) Option { return func(srv *Server) { srv.logf = f } }
 
@@ -60,6 +65,8 @@ type Server struct {
 	codecs     *codec.Set
 	middleware []Middleware
 	logf       func(msg string, args ...any)
+	tel        *telemetry.Telemetry
+	metrics    *telemetry.RPCMetrics
 
 	mu      sync.RWMutex
 	methods map[string]*method
@@ -81,6 +88,7 @@ func New(name string, opts ...Option) *Server {
 	for i := len(s.middleware) - 1; i >= 0; i-- {
 		s.chain = s.middleware[i](s.chain)
 	}
+	s.initTelemetry()
 	return s
 }
 
@@ -139,6 +147,13 @@ func (s *Server) endpointNames() []string {
 
 // ServeRequest decodes, dispatches and encodes one unary call.
 func (s *Server) ServeRequest(ctx context.Context, req *transport.Message) *transport.Message {
+	if s.tel != nil {
+		return s.observeRequest(ctx, req)
+	}
+	return s.serveRequest(ctx, req)
+}
+
+func (s *Server) serveRequest(ctx context.Context, req *transport.Message) *transport.Message {
 	md := metadata.MD(req.Header)
 	reqCodec, err := s.codecs.ForContentType(md[metadata.ContentType], req.Body)
 	if err != nil {

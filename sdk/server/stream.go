@@ -53,6 +53,13 @@ func (cs *codecStream) Recv(msg any) error {
 // ServeStream runs a streaming endpoint over s. For a server-stream endpoint the
 // first message from the caller is the request.
 func (s *Server) ServeStream(ctx context.Context, header map[string]string, ts transport.Stream) error {
+	if s.tel != nil {
+		return s.observeStream(ctx, header, ts)
+	}
+	return s.serveStream(ctx, header, ts)
+}
+
+func (s *Server) serveStream(ctx context.Context, header map[string]string, ts transport.Stream) error {
 	md := metadata.MD(header)
 	c, err := s.codecs.ForContentType(md[metadata.ContentType], nil)
 	if err != nil {

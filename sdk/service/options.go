@@ -8,6 +8,7 @@ import (
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/registry"
 	"github.com/microhost/micro/sdk/server"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -29,6 +30,7 @@ type options struct {
 	serverOpts   []server.Option
 	clientOpts   []client.Option
 	logf         func(msg string, args ...any)
+	tel          *telemetry.Telemetry
 }
 
 func defaultOptions() options {
@@ -99,3 +101,9 @@ func ClientOptions(opts ...client.Option) Option {
 
 // Logger receives lifecycle messages as a message and key/value pairs (hclog style).
 func Logger(f func(msg string, args ...any)) Option { return func(o *options) { o.logf = f } }
+
+// Telemetry traces and measures the service: SERVER spans and request metrics
+// for its handlers, CLIENT spans and metrics for its calls, PRODUCER and
+// CONSUMER spans for its broker, and its registry cache's counters. Metrics
+// carry the label service=<name>. Nil (the default) records nothing.
+func Telemetry(t *telemetry.Telemetry) Option { return func(o *options) { o.tel = t } }

@@ -19,6 +19,7 @@ import (
 	"github.com/microhost/micro/sdk/client"
 	"github.com/microhost/micro/sdk/registry"
 	"github.com/microhost/micro/sdk/server"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -51,18 +52,27 @@ func New(name string, opts ...Option) *Service {
 	if o.broker == nil {
 		o.broker = broker.NewMemory()
 	}
+	tel := o.tel.For(name)
+	o.broker = broker.Instrument(o.broker, tel)
 	s := &Service{name: name, id: name + "-" + randomID(), opts: o, ready: make(chan struct{})}
-	srvOpts := append([]server.Option{server.Logger(o.logf)}, o.serverOpts...)
+	srvOpts := append([]server.Option{server.Logger(o.logf), server.Telemetry(tel)}, o.serverOpts...)
 	if o.codecs != nil {
 		srvOpts = append(srvOpts, server.Codecs(o.codecs))
 	}
 	s.server = server.New(name, srvOpts...)
 	s.cache = registry.NewCache(o.registry)
-	cliOpts := []client.Option{client.Registry(s.cache), client.Transport(o.transport), client.From(name)}
+	cliOpts := []client.Option{client.Registry(s.cache), client.Transport(o.transport), client.From(name), client.Telemetry(tel)}
 	if o.codecs != nil {
 		cliOpts = append(cliOpts, client.Codecs(o.codecs))
 	}
 	s.client = client.New(append(cliOpts, o.clientOpts...)...)
+	if reg := tel.Registerer(); reg != nil {
+		for _, c := range telemetry.CacheCollectors(s.cache) {
+			if err := telemetry.Replace(reg, c); err != nil {
+				o.logf("registry cache metrics are off", "service", name, "error", err.Error())
+			}
+		}
+	}
 	return s
 }
 

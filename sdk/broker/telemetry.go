@@ -1,0 +1,130 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/microhost/micro/sdk/telemetry"
+)
+
+// Instrument returns b recording a PRODUCER span per publish, whose trace
+// context travels in the message header, and a CONSUMER span per delivery,
+// child of the producer's, plus the micro_broker_* metrics. With a nil t it
+// returns b.
+func Instrument(b Broker, t *telemetry.Telemetry) Broker {
+	if t == nil {
+		return b
+	}
+	ib := &instrumented{Broker: b, tel: t}
+	if reg := t.Registerer(); reg != nil {
+		pub := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "micro_broker_published_total",
+			Help: "Messages published, by broker and result (ok, error).",
+		}, []string{"broker", "result"})
+		del := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "micro_broker_deliveries_total",
+			Help: "Deliveries handled, by broker and result (ok, error).",
+		}, []string{"broker", "result"})
+		dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "micro_broker_handle_duration_seconds",
+			Help:    "Time subscribers took to handle a delivery, by broker.",
+			Buckets: telemetry.DurationBuckets,
+		}, []string{"broker"})
+		var err1, err2, err3 error
+		pub, err1 = telemetry.Register(reg, pub)
+		del, err2 = telemetry.Register(reg, del)
+		dur, err3 = telemetry.Register(reg, dur)
+		if err1 == nil && err2 == nil && err3 == nil {
+			ib.published, ib.delivered, ib.handled = pub, del, dur
+		} else {
+			t.Logger().Warn("broker metrics are off", "error", firstError(err1, err2, err3).Error())
+		}
+	}
+	return ib
+}
+
+type instrumented struct {
+	Broker
+	tel       *telemetry.Telemetry
+	published *prometheus.CounterVec
+	delivered *prometheus.CounterVec
+	handled   *prometheus.HistogramVec
+}
+
+func (b *instrumented) attrs(topic, op string) trace.SpanStartOption {
+	return trace.WithAttributes(
+		semconv.MessagingSystemKey.String(b.Name()),
+		semconv.MessagingDestinationNameKey.String(topic),
+		semconv.MessagingOperationTypeKey.String(op),
+	)
+}
+
+// Publish sends msg in a PRODUCER span; msg itself is never changed: the
+// header with the span's trace context is a copy.
+func (b *instrumented) Publish(ctx context.Context, topic string, msg *Message) error {
+	if msg == nil {
+		return b.Broker.Publish(ctx, topic, msg)
+	}
+	ctx, span := b.tel.Tracer().Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer), b.attrs(topic, "send"))
+	header := make(map[string]string, len(msg.Header)+3)
+	for k, v := range msg.Header {
+		header[k] = v
+	}
+	b.tel.Inject(ctx, header)
+	err := b.Broker.Publish(ctx, topic, &Message{Header: header, Body: msg.Body})
+	endSpan(span, err)
+	if b.published != nil {
+		b.published.WithLabelValues(b.Name(), result(err)).Inc()
+	}
+	return err
+}
+
+// Subscribe wraps h so each delivery is handled in a CONSUMER span whose
+// parent is the publisher's span.
+func (b *instrumented) Subscribe(ctx context.Context, topic string, h Handler, opts ...SubscribeOption) (Subscription, error) {
+	return b.Broker.Subscribe(ctx, topic, func(ctx context.Context, d Delivery) error {
+		start := time.Now()
+		if m := d.Message(); m != nil {
+			ctx = b.tel.Extract(ctx, m.Header)
+		}
+		ctx, span := b.tel.Tracer().Start(ctx, "process "+d.Topic(), trace.WithSpanKind(trace.SpanKindConsumer),
+			b.attrs(d.Topic(), "process"), trace.WithAttributes(attribute.Int("messaging.delivery.attempt", d.Attempt())))
+		err := h(ctx, d)
+		endSpan(span, err)
+		if b.delivered != nil {
+			b.delivered.WithLabelValues(b.Name(), result(err)).Inc()
+			b.handled.WithLabelValues(b.Name()).Observe(time.Since(start).Seconds())
+		}
+		return err
+	}, opts...)
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,40 @@
+package telemetry
+
+import (
+	"context"
+
+	"github.com/microhost/micro/sdk/metadata"
+)
+
+// HeaderCarrier carries trace context in Microhost metadata (a header map with
+// canonical keys, such as a transport or broker message header), so the
+// propagator reads and writes Traceparent, Tracestate and Baggage there.
+type HeaderCarrier map[string]string
+
+// Get returns the value of key in any letter case.
+func (c HeaderCarrier) Get(key string) string {
+	v, _ := metadata.MD(c).Get(key)
+	return v
+}
+
+// Set stores value under the canonical form of key.
+func (c HeaderCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+// Keys lists the keys present.
+func (c HeaderCarrier) Keys() []string {
+	out := make([]string, 0, len(c))
+	for k := range c {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Inject writes ctx's span context and baggage into header.
+func (t *Telemetry) Inject(ctx context.Context, header map[string]string) {
+	t.Propagator().Inject(ctx, HeaderCarrier(header))
+}
+
+// Extract returns ctx with the remote span context and baggage header carries.
+func (t *Telemetry) Extract(ctx context.Context, header map[string]string) context.Context {
+	return t.Propagator().Extract(ctx, HeaderCarrier(header))
+}
