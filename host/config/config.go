@@ -56,8 +56,7 @@ type Config struct {
 	Telemetry Telemetry `json:"telemetry"`
 
 	// EvalContext is what expressions were evaluated with (var.*, env() and the
-	// other functions); decoders of the bodies kept for later (telemetry metrics
-	// and tracing) use it so those see the same values.
+	// other functions), for decoders of bodies kept for later.
 	EvalContext *hcl.EvalContext `json:"-"`
 	// Warnings are problems that do not stop the host, such as a plugin block no
 	// registry, broker, transport or codec uses.
@@ -256,27 +255,6 @@ type Gateway struct {
 	Range hcl.Range `json:"-"`
 	// ListenRange is the listen attribute, or Range when it is defaulted.
 	ListenRange hcl.Range `json:"-"`
-}
-
-// Telemetry is the `telemetry {...}` block: log is decoded here, metrics and
-// tracing are kept for their decoders.
-type Telemetry struct {
-	// Log configures the host's logs.
-	Log Log `json:"log"`
-	// Metrics is the metrics block's body; nil when there is none.
-	Metrics hcl.Body `json:"-"`
-	// Tracing is the tracing block's body; nil when there is none.
-	Tracing hcl.Body `json:"-"`
-	// Range is the block header, or the zero Range when defaulted.
-	Range hcl.Range `json:"-"`
-}
-
-// Log is telemetry's `log {...}` block.
-type Log struct {
-	// Level is trace, debug, info (default), warn or error.
-	Level string `json:"level"`
-	// Format is auto (default: text on a terminal, JSON otherwise), text or json.
-	Format string `json:"format"`
 }
 
 // Service returns the service called name, or nil.

@@ -37,8 +37,6 @@ var (
 	poolSchema      = bodySchema{attrs: []string{"max_open", "max_idle", "wait_timeout", "idle_timeout"}}
 	codecSchema     = bodySchema{}
 	pluginSchema    = bodySchema{attrs: []string{"version", "source"}, blocks: []blockSpec{{typ: "config"}}}
-	telemetrySchema = bodySchema{blocks: []blockSpec{{typ: "log"}, {typ: "metrics"}, {typ: "tracing"}}}
-	logSchema       = bodySchema{attrs: []string{"level", "format"}}
 )
 
 // decodeFile decodes the root body.
@@ -485,43 +483,4 @@ func (d *decoder) decodeCodecs(blocks []*hclsyntax.Block, ps *pluginSet) []*Code
 		out = append(out, &Codec{Name: name, Plugin: d.resolve(kindCodec, b, ps), Range: b.DefRange()})
 	}
 	return out
-}
-
-// decodeTelemetry decodes the telemetry block's log and keeps metrics and tracing.
-func (d *decoder) decodeTelemetry(b *hclsyntax.Block) Telemetry {
-	t := Telemetry{Log: Log{Level: DefaultLogLevel, Format: DefaultLogFormat}}
-	if b == nil {
-		return t
-	}
-	t.Range = b.DefRange()
-	_, blocks := d.content(b.Body, telemetrySchema)
-	all := byType(blocks)
-	if lb := d.single(all["log"]); lb != nil {
-		attrs, _ := d.content(lb.Body, logSchema)
-		if a := attrs["level"]; a != nil {
-			if v, ok := d.str(a); ok {
-				if isOneOf(v, logLevels) {
-					t.Log.Level = v
-				} else {
-					d.errorf(a.Expr.Range(), fmt.Sprintf("Unknown log level %q", v), "expected one of: %s", quoteList(logLevels))
-				}
-			}
-		}
-		if a := attrs["format"]; a != nil {
-			if v, ok := d.str(a); ok {
-				if isOneOf(v, logFormats) {
-					t.Log.Format = v
-				} else {
-					d.errorf(a.Expr.Range(), fmt.Sprintf("Unknown log format %q", v), "expected one of: %s", quoteList(logFormats))
-				}
-			}
-		}
-	}
-	if mb := d.single(all["metrics"]); mb != nil {
-		t.Metrics = mb.Body
-	}
-	if tb := d.single(all["tracing"]); tb != nil {
-		t.Tracing = tb.Body
-	}
-	return t
 }

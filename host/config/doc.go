@@ -138,9 +138,24 @@
 //	  log {
 //	    level  = "info"                              # trace, debug, info, warn, error
 //	    format = "auto"                              # auto, text, json
+//	    levels = { gateway = "debug", plugin = "warn" } # per component or service
 //	  }
-//	  metrics { ... }                                # kept for their decoders
-//	  tracing { ... }
+//	  metrics {                                      # on without the block too
+//	    listen   = "127.0.0.1:9100"                  # besides the gateway's /metrics
+//	    path     = "/metrics"                        # the default; also disabled
+//	  }
+//	  tracing {                                      # no block: no spans
+//	    exporter        = "otlp_grpc"                # the default; otlp_http, stdout
+//	    endpoint        = "otel-collector:4317"      # otlp_http: host:port or a URL
+//	    insecure        = true                       # no TLS
+//	    headers         = { "x-api-key" = env("OTLP_KEY") }
+//	    timeout         = "10s"                      # per export (the default)
+//	    sampler         = "parentbased_traceidratio" # OTEL_TRACES_SAMPLER names;
+//	    ratio           = 0.1                        # default parentbased_always_on
+//	    service_name    = "shop"                     # default "microhost"
+//	    service_version = "1.4.0"
+//	    attributes      = { "deployment.environment" = "prod" } # host.name is set
+//	  }
 //	}
 //
 // Registry, broker, transport and codec labels name a built-in (memory; memory;

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/registry"
 )
@@ -497,14 +496,8 @@ telemetry {
 	if j := cfg.Security.JWT; j == nil || j.Issuer != "ME" || len(j.Keys) != 1 || j.Keys[0].Secret != "0123456789abcdef0123456789abcdef" {
 		t.Errorf("security jwt: %+v", j)
 	}
-	var metrics struct {
-		Listen string `hcl:"listen"`
-	}
-	if diags := gohcl.DecodeBody(cfg.Telemetry.Metrics, cfg.EvalContext, &metrics); diags.HasErrors() || metrics.Listen != ":9100" {
-		t.Errorf("metrics body: %+v %v", metrics, diags)
-	}
-	if cfg.Telemetry.Tracing == nil {
-		t.Error("tracing body missing")
+	if cfg.Telemetry.Metrics.Listen != ":9100" || cfg.Telemetry.Tracing == nil || cfg.Telemetry.Tracing.Endpoint != "otel:4317" {
+		t.Errorf("telemetry = %+v", cfg.Telemetry)
 	}
 	// A gateway block without listen gets the default.
 	if g := mustParse(t, "gateway {}").Gateway; g == nil || g.Listen != DefaultGatewayListen {
