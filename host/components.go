@@ -64,11 +64,14 @@ func (h *Host) provision(ctx context.Context) (*components, error) {
 		c.transport = c.plugins[cfg.Transport.Plugin].Transport()
 	} else {
 		t := cfg.Transport
-		c.transport = transport.NewHTTP(
+		opts := []transport.HTTPOption{
 			transport.HTTP2(t.HTTP2),
 			transport.MaxBodyBytes(t.MaxBody),
 			transport.Pool(transport.PoolOptions{MaxOpen: t.Pool.MaxOpen, MaxIdle: t.Pool.MaxIdle, WaitTimeout: t.Pool.WaitTimeout, IdleTimeout: t.Pool.IdleTimeout}),
-		)
+		}
+		// TLS, when configured, reads its certificates through the reloader on
+		// every handshake, so replaced files take effect without a restart.
+		c.transport = transport.NewHTTP(append(opts, h.sec.httpOptions()...)...)
 	}
 	c.owned = append(c.owned, c.transport.Close)
 

@@ -14,13 +14,17 @@ const gatewayDrain = 10 * time.Second
 // gatewayOptions are the dependencies the gateway calls services through: the
 // host's own registry, transport, codecs and selector.
 func (h *Host) gatewayOptions() []gateway.Option {
-	return []gateway.Option{
+	opts := []gateway.Option{
 		gateway.Registry(h.comp.registry),
 		gateway.Transport(h.comp.transport),
 		gateway.Codecs(h.comp.codecs),
 		gateway.Selector(h.comp.selector),
 		gateway.Logger(h.log.Named("gateway").Warn),
 	}
+	if h.sec != nil {
+		opts = append(opts, h.sec.gatewayOption())
+	}
+	return opts
 }
 
 // gatewayConfig is the config's gateway with the listen override applied.

@@ -41,9 +41,10 @@ type Host struct {
 	tls      *plugin.HostTLS
 	bridge   *bridge
 	children []*child
-	remote   *Remote  // set in a child service: the parent host's bridge
-	only     string   // in a child service: the one service block it runs
-	cleanup  []func() // run by Close
+	remote   *Remote   // set in a child service: the parent host's bridge
+	only     string    // in a child service: the one service block it runs
+	cleanup  []func()  // run by Close
+	sec      *security // the security block made real; nil without one
 
 	gw             sync.Mutex // guards the gateway fields: a reload hands the gateway over
 	gateway        *gateway.Gateway
@@ -96,8 +97,17 @@ func New(ctx context.Context, opts ...Option) (*Host, error) {
 	for _, w := range cfg.Warnings {
 		h.log.Warn(diagString(w))
 	}
+	sec, err := newSecurity(ctx, cfg.Security, h.log)
+	if err != nil {
+		if remote != nil {
+			remote.Close()
+		}
+		return nil, err
+	}
+	h.sec = sec
 	m, err := plugins.NewManager(plugins.Options{Logger: h.log.Named("plugin")})
 	if err != nil {
+		sec.close()
 		if remote != nil {
 			remote.Close()
 		}
@@ -105,7 +115,7 @@ func New(ctx context.Context, opts ...Option) (*Host, error) {
 	}
 	h.manager = m
 	if h.comp, err = h.provision(ctx); err != nil {
-		m.Close()
+		h.Close()
 		return nil, err
 	}
 	if h.tls, err = plugin.NewHostTLS(); err != nil {
@@ -169,6 +179,11 @@ func (h *Host) buildServices() error {
 		if sc.Advertise != "" {
 			opts = append(opts, service.Advertise(sc.Advertise))
 		}
+		secOpts, err := h.sec.serviceOptions(sc.Name)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, secOpts...)
 		for k, v := range sc.Metadata {
 			opts = append(opts, service.Metadata(k, v))
 		}
@@ -324,6 +339,7 @@ func (h *Host) Close() error {
 		if h.comp != nil {
 			h.comp.close()
 		}
+		h.sec.close()
 		h.manager.Close()
 	})
 	return nil
