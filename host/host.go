@@ -140,8 +140,8 @@ func New(ctx context.Context, opts ...Option) (*Host, error) {
 		h.Close()
 		return nil, err
 	}
-	h.client = client.New(client.Registry(h.comp.registry), client.Transport(h.comp.transport),
-		client.Codecs(h.comp.codecs), client.Selector(h.comp.selector))
+	h.client = client.New(append([]client.Option{client.Registry(h.comp.registry), client.Transport(h.comp.transport),
+		client.Codecs(h.comp.codecs), client.Selector(h.comp.selector)}, h.sec.clientOptions()...)...)
 	return h, nil
 }
 

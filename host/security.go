@@ -86,10 +86,22 @@ func (s *security) serviceOptions(name string) ([]service.Option, error) {
 		Policy: s.sec.Policy(), Guards: s.sec.Guards(), Realm: s.cfg.Realm,
 	})
 	opts := []service.Option{service.ServerOptions(server.WithMiddleware(mw))}
-	if cm := s.sec.ClientMiddleware(); len(cm) > 0 {
-		opts = append(opts, service.ClientOptions(client.WithMiddleware(cm...)))
+	if co := s.clientOptions(); len(co) > 0 {
+		opts = append(opts, service.ClientOptions(co...))
 	}
 	return opts, nil
+}
+
+// clientOptions make a client forward the caller being served to the services
+// it calls, as an internal token, when a signing key is configured.
+func (s *security) clientOptions() []client.Option {
+	if s == nil {
+		return nil
+	}
+	if cm := s.sec.ClientMiddleware(); len(cm) > 0 {
+		return []client.Option{client.WithMiddleware(cm...)}
+	}
+	return nil
 }
 
 // gatewayOption lets the gateway authenticate callers of routes that need it

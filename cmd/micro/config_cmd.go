@@ -15,7 +15,7 @@ func configCommand() *command {
 		run:     runConfig,
 		usage: func(a *app, w io.Writer) {
 			fmt.Fprintln(w, "Usage:")
-			fmt.Fprintln(w, "  micro config validate [file]   check a config (default ./micro.hcl); every problem with file:line:col")
+			fmt.Fprintln(w, "  micro config validate [file]   check a config (default ./micro.hcl) and the key and certificate files it names; every problem with file:line:col")
 			fmt.Fprintln(w, "  micro config default           print the embedded default config")
 		},
 	}
@@ -36,6 +36,9 @@ func runConfig(a *app, ctx context.Context, args []string) error {
 		}
 		cfg, err := config.Load(file)
 		if err != nil {
+			return err
+		}
+		if err := cfg.Security.Check(); err != nil { // the key and certificate files, as start-up loads them
 			return err
 		}
 		for _, w := range cfg.Warnings {
