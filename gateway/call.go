@@ -13,6 +13,7 @@ import (
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -45,7 +46,7 @@ func (s *state) call(ctx context.Context, c *backendCall) callResult {
 	var tried []string
 	retry := c.retry.withDefaults()
 	for attempt := 0; ; attempt++ {
-		msg, nodeID, err := s.try(ctx, br, c, tried)
+		msg, nodeID, err := s.try(ctx, br, c, tried, attempt)
 		if err == nil {
 			return callResult{msg: msg}
 		}
@@ -73,7 +74,7 @@ func (s *state) call(ctx context.Context, c *backendCall) callResult {
 
 // try makes one attempt: breaker, node, per-try deadline, call. A non-2xx
 // answer comes back as its *errors.Error.
-func (s *state) try(ctx context.Context, br *breaker, c *backendCall, tried []string) (*transport.Message, string, error) {
+func (s *state) try(ctx context.Context, br *breaker, c *backendCall, tried []string, attempt int) (*transport.Message, string, error) {
 	done := func(error) {}
 	if br != nil {
 		d, err := br.cb.Allow()
@@ -98,8 +99,12 @@ func (s *state) try(ctx context.Context, br *breaker, c *backendCall, tried []st
 		header[metadata.Timeout] = time.Until(dl).String()
 	}
 	start := time.Now()
+	ctx, header, span := s.startTry(ctx, c, header, node.Address, attempt)
 	msg, err := s.send(ctx, node.Address, &transport.Message{Header: header, Body: c.body})
 	status := statusOf(msg, err)
+	if span != nil {
+		telemetry.EndClient(span, status, err)
+	}
 	s.metrics.client.WithLabelValues(c.service, c.endpoint, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	if err == nil && status >= 300 {
 		err = decodeEnvelope(s.codecs, c.service, msg, status)

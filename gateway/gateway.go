@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/microhost/micro/sdk/metadata"
+	"github.com/microhost/micro/sdk/telemetry"
 )
 
 // Gateway is the API gateway: an http.Handler that routes requests to service
@@ -24,6 +25,7 @@ import (
 // request sees either the old routes or the new ones, never a mix.
 type Gateway struct {
 	logf     func(msg string, args ...any)
+	tel      *telemetry.Telemetry // nil: no spans, no request log
 	metrics  *metrics
 	gatherer prometheus.Gatherer
 	breakers *breakers
@@ -43,7 +45,7 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	g := &Gateway{logf: o.logf}
+	g := &Gateway{logf: o.logf, tel: o.telemetry}
 	if g.logf == nil {
 		g.logf = func(string, ...any) {}
 	}
@@ -99,8 +101,9 @@ func (g *Gateway) Ready() bool {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.acquire()
 	defer st.leave()
-	rec := &recorder{ResponseWriter: w, st: st, r: r}
 	start := time.Now()
+	r, span := g.startRequest(r)
+	rec := &recorder{ResponseWriter: w, st: st, r: r}
 	w.Header().Set(metadata.RequestID, requestID(r))
 	if isPreflight(r) {
 		st.preflight(rec, r)
@@ -115,7 +118,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	g.metrics.server.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	d := time.Since(start)
+	g.metrics.server.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(status)).Observe(d.Seconds())
+	g.endRequest(r, span, route, status, d)
 }
 
 // acquire returns the state in force, counted as in use so a Reload does not

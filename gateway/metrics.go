@@ -3,6 +3,8 @@ package gateway
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/microhost/micro/sdk/telemetry"
 )
 
 // metrics are the gateway's Prometheus collectors, named as OpenTelemetry's
@@ -26,18 +28,9 @@ const (
 
 // newMetrics creates the collectors and registers them with reg.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	buckets := []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 	m := &metrics{
-		server: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "http_server_request_duration_seconds",
-			Help:    "Duration of HTTP requests the gateway served, by method, route template and status.",
-			Buckets: buckets,
-		}, []string{"http_request_method", "http_route", "http_response_status_code"}),
-		client: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "http_client_request_duration_seconds",
-			Help:    "Duration of each try of a backend call, by service, endpoint and status.",
-			Buckets: buckets,
-		}, []string{"rpc_service", "rpc_method", "http_response_status_code"}),
+		server: telemetry.NewServerDuration(),
+		client: telemetry.NewClientDuration(),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "micro_gateway_breaker_state",
 			Help: "Circuit breaker state per backend service: 0 closed, 1 half-open, 2 open.",
@@ -55,8 +48,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Aggregation parts that failed, by route template and part.",
 		}, []string{"http_route", "part"}),
 	}
-	for _, c := range []prometheus.Collector{m.server, m.client, m.breaker, m.rejected, m.retries, m.partFails} {
-		if err := reg.Register(c); err != nil {
+	// Registered idempotently: a gateway rebuilt on the same registry (a
+	// reloaded host) keeps counting in the same collectors.
+	var err error
+	for _, c := range []**prometheus.HistogramVec{&m.server, &m.client} {
+		if *c, err = telemetry.Register(reg, *c); err != nil {
+			return nil, err
+		}
+	}
+	if m.breaker, err = telemetry.Register(reg, m.breaker); err != nil {
+		return nil, err
+	}
+	for _, c := range []**prometheus.CounterVec{&m.rejected, &m.retries, &m.partFails} {
+		if *c, err = telemetry.Register(reg, *c); err != nil {
 			return nil, err
 		}
 	}

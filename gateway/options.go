@@ -7,6 +7,7 @@ import (
 
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -24,6 +25,7 @@ type options struct {
 	logf      func(msg string, args ...any)
 	metrics   prometheus.Registerer
 	gatherer  prometheus.Gatherer
+	telemetry *telemetry.Telemetry
 }
 
 // endpointTypes are Go types given for one endpoint's docs.
@@ -58,6 +60,12 @@ func Types(service, endpoint string, request, response any) Option {
 
 // Logger receives what has no caller to go to, such as a listener failure.
 func Logger(f func(msg string, args ...any)) Option { return func(o *options) { o.logf = f } }
+
+// Telemetry traces requests: a SERVER span "{method} {route template}" per
+// request, continuing the client's W3C trace context, a CLIENT span per
+// backend try whose context the backend receives, and a debug request log
+// with the trace and span ids. At New only; nil (the default) traces nothing.
+func Telemetry(t *telemetry.Telemetry) Option { return func(o *options) { o.telemetry = t } }
 
 // Metrics registers the gateway's collectors with reg and serves g at
 // /metrics (default: a registry of the gateway's own plus Go and process

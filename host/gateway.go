@@ -24,7 +24,7 @@ func (h *Host) gatewayOptions() []gateway.Option {
 	if h.sec != nil {
 		opts = append(opts, h.sec.gatewayOption())
 	}
-	return opts
+	return append(opts, h.gatewayTelemetry()...)
 }
 
 // gatewayConfig is the config's gateway with the listen override applied.

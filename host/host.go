@@ -40,6 +40,7 @@ type Host struct {
 	client   *client.Client
 	tls      *plugin.HostTLS
 	bridge   *bridge
+	tel      *hostTelemetry
 	children []*child
 	remote   *Remote   // set in a child service: the parent host's bridge
 	only     string    // in a child service: the one service block it runs
@@ -105,8 +106,18 @@ func New(ctx context.Context, opts ...Option) (*Host, error) {
 		return nil, err
 	}
 	h.sec = sec
-	m, err := plugins.NewManager(plugins.Options{Logger: h.log.Named("plugin")})
+	tel, err := newHostTelemetry(ctx, cfg.Telemetry, o.metricsRegistry, o.spanExporter, h.log.Named("telemetry"))
 	if err != nil {
+		sec.close()
+		if remote != nil {
+			remote.Close()
+		}
+		return nil, err
+	}
+	h.tel = tel
+	m, err := plugins.NewManager(plugins.Options{Logger: h.logger("plugin"), Telemetry: tel.tel})
+	if err != nil {
+		tel.close()
 		sec.close()
 		if remote != nil {
 			remote.Close()
@@ -118,6 +129,7 @@ func New(ctx context.Context, opts ...Option) (*Host, error) {
 		h.Close()
 		return nil, err
 	}
+	tel.watch(m, h.comp.transport)
 	if h.tls, err = plugin.NewHostTLS(); err != nil {
 		h.Close()
 		return nil, err
@@ -174,6 +186,7 @@ func (h *Host) buildServices() error {
 			service.DrainTimeout(sc.DrainTimeout),
 			service.HandleSignals(false),
 			service.Logger(h.log.Named(sc.Name).Info),
+			service.Telemetry(h.tel.tel.Logged(h.logger(sc.Name))),
 			service.ClientOptions(client.Selector(h.comp.selector)),
 		}
 		if sc.Advertise != "" {
@@ -282,6 +295,9 @@ func (h *Host) Run(ctx context.Context) error {
 		runErr = h.startGateway(ctx)
 	}
 	if runErr == nil && ctx.Err() == nil {
+		runErr = h.tel.start(ctx)
+	}
+	if runErr == nil && ctx.Err() == nil {
 		for _, svc := range h.services {
 			h.log.Info("service ready", "service", svc.Name(), "address", svc.Addr())
 		}
@@ -336,6 +352,7 @@ func (h *Host) Close() error {
 		for _, f := range h.cleanup {
 			f()
 		}
+		h.tel.close()
 		if h.comp != nil {
 			h.comp.close()
 		}

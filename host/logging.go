@@ -20,7 +20,19 @@ func newLogger(l config.Log) hclog.Logger {
 		Level:      hclog.LevelFromString(l.Level),
 		Output:     os.Stderr,
 		JSONFormat: json,
+		// Components get levels of their own (telemetry.log.levels).
+		IndependentLevels: true,
 	})
+}
+
+// logger is the logger of the component called name ("gateway", "plugin",
+// a service's name), at its telemetry.log.levels level when it has one.
+func (h *Host) logger(name string) hclog.Logger {
+	l := h.log.Named(name)
+	if v, ok := h.cfg.Telemetry.Log.Levels[name]; ok && h.opts.logger == nil {
+		l.SetLevel(hclog.LevelFromString(v))
+	}
+	return l
 }
 
 // isTerminal reports whether f is a character device (a terminal).

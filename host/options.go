@@ -2,6 +2,8 @@ package host
 
 import (
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/microhost/micro/host/config"
 	"github.com/microhost/micro/sdk/server"
@@ -22,6 +24,9 @@ type options struct {
 	watch      bool
 	// gatewayListen overrides the gateway block's listen address.
 	gatewayListen string
+	// metricsRegistry is shared by the hosts a reload builds in turn.
+	metricsRegistry *prometheus.Registry
+	spanExporter    sdktrace.SpanExporter
 }
 
 // handler is a handler to register on an embedded service.
@@ -78,3 +83,17 @@ func OnReady(f func(*Host)) Option { return func(o *options) { o.onReady = f } }
 // GatewayListen makes the gateway listen on addr instead of its configured
 // address ("127.0.0.1:0" picks a free port); see Host.Gateway for the address.
 func GatewayListen(addr string) Option { return func(o *options) { o.gatewayListen = addr } }
+
+// WithMetricsRegistry registers the host's metrics with reg instead of a
+// registry of its own, so hosts that replace one another (a reload) keep one
+// set of counters.
+func WithMetricsRegistry(reg *prometheus.Registry) Option {
+	return func(o *options) { o.metricsRegistry = reg }
+}
+
+// WithSpanExporter exports spans to e instead of the exporter
+// telemetry.tracing configures, and turns tracing on without a tracing block
+// (the other tracing settings still apply when there is one).
+func WithSpanExporter(e sdktrace.SpanExporter) Option {
+	return func(o *options) { o.spanExporter = e }
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // reloadPoll is how often RunReloading looks at the config file.
@@ -26,6 +27,8 @@ func RunReloading(ctx context.Context, log hclog.Logger, opts ...Option) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// One registry for every host the reloads build, so counters go on.
+	opts = append(opts[:len(opts):len(opts)], WithMetricsRegistry(prometheus.NewRegistry()))
 	h, err := New(ctx, opts...)
 	if err != nil {
 		return err

@@ -193,6 +193,7 @@ func (i *Instance) start(ctx context.Context) error {
 		Stderr:           out,
 		SyncStdout:       out,
 		SyncStderr:       out,
+		GRPCDialOptions:  plugin.DialOptions(i.m.opts.Telemetry, i.m.calls.observer(spec.ID)),
 	})
 	i.mu.Lock()
 	i.client = client

@@ -19,6 +19,7 @@ import (
 
 	"github.com/microhost/micro/sdk/plugin"
 	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
+	"github.com/microhost/micro/sdk/telemetry"
 )
 
 // Spec says which plugin to run and how.
@@ -45,6 +46,9 @@ type Options struct {
 	HealthInterval time.Duration // between health pings; default 2s
 	MaxBackoff     time.Duration // cap of the restart backoff; default 10s
 	DrainTimeout   time.Duration // Shutdown drain per plugin; default 5s
+	// Telemetry, when set, sends the host's trace context to the plugins on
+	// every call and counts and times the calls in its registerer.
+	Telemetry *telemetry.Telemetry
 }
 
 // Manager runs the plugins of one host.
@@ -52,6 +56,7 @@ type Manager struct {
 	opts    Options
 	tls     *plugin.HostTLS
 	workDir string
+	calls   *callMetrics // nil without metrics
 
 	mu        sync.Mutex
 	instances []*Instance
@@ -86,7 +91,13 @@ func NewManager(opts Options) (*Manager, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("plugins: host-owned directory: %w", err)
 	}
-	return &Manager{opts: opts, tls: ht, workDir: dir}, nil
+	m := &Manager{opts: opts, tls: ht, workDir: dir}
+	if reg := opts.Telemetry.Registerer(); reg != nil {
+		if m.calls, err = newCallMetrics(reg); err != nil {
+			return nil, fmt.Errorf("plugins: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // Start verifies, launches, describes and configures one plugin and supervises

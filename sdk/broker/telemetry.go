@@ -10,6 +10,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/telemetry"
 )
 
@@ -46,6 +47,9 @@ func Instrument(b Broker, t *telemetry.Telemetry) Broker {
 			t.Logger().Warn("broker metrics are off", "error", firstError(err1, err2, err3).Error())
 		}
 	}
+	if _, ok := b.(BatchPublisher); ok {
+		return &instrumentedBatch{ib}
+	}
 	return ib
 }
 
@@ -65,24 +69,74 @@ func (b *instrumented) attrs(topic, op string) trace.SpanStartOption {
 	)
 }
 
-// Publish sends msg in a PRODUCER span; msg itself is never changed: the
-// header with the span's trace context is a copy.
+// Publish sends msg in a PRODUCER span whose trace context a copy of the
+// header carries; msg itself is never changed. A message that carries trace
+// context keeps it, and without a span in ctx the publish continues that
+// trace, as when a broker plugin publishes what the host handed it: the
+// consumer's span is then the child of the first producer's.
 func (b *instrumented) Publish(ctx context.Context, topic string, msg *Message) error {
 	if msg == nil {
 		return b.Broker.Publish(ctx, topic, msg)
 	}
+	ctx, span, traced := b.startPublish(ctx, topic, msg)
+	err := b.Broker.Publish(ctx, topic, traced)
+	b.endPublish(span, err)
+	return err
+}
+
+func (b *instrumented) startPublish(ctx context.Context, topic string, msg *Message) (context.Context, trace.Span, *Message) {
+	carried := telemetry.HeaderCarrier(msg.Header).Get(metadata.TraceParent) != ""
+	if carried && !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = b.tel.Extract(ctx, msg.Header)
+	}
 	ctx, span := b.tel.Tracer().Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer), b.attrs(topic, "send"))
+	if carried {
+		return ctx, span, msg // the message keeps the trace context it carries
+	}
 	header := make(map[string]string, len(msg.Header)+3)
 	for k, v := range msg.Header {
 		header[k] = v
 	}
 	b.tel.Inject(ctx, header)
-	err := b.Broker.Publish(ctx, topic, &Message{Header: header, Body: msg.Body})
+	return ctx, span, &Message{Header: header, Body: msg.Body}
+}
+
+func (b *instrumented) endPublish(span trace.Span, err error) {
 	endSpan(span, err)
 	if b.published != nil {
 		b.published.WithLabelValues(b.Name(), result(err)).Inc()
 	}
-	return err
+}
+
+// instrumentedBatch keeps a BatchPublisher's batches whole, with a PRODUCER
+// span per message.
+type instrumentedBatch struct{ *instrumented }
+
+// PublishBatch publishes batch through the inner broker's PublishBatch.
+func (b *instrumentedBatch) PublishBatch(ctx context.Context, batch []Publication) (wait func() []error) {
+	spans := make([]trace.Span, len(batch))
+	traced := make([]Publication, len(batch))
+	for i, p := range batch {
+		traced[i] = p
+		if p.Message != nil {
+			_, spans[i], traced[i].Message = b.startPublish(ctx, p.Topic, p.Message)
+		}
+	}
+	inner := b.Broker.(BatchPublisher).PublishBatch(ctx, traced)
+	return func() []error {
+		errs := inner()
+		for i, span := range spans {
+			if span == nil {
+				continue
+			}
+			var err error
+			if i < len(errs) {
+				err = errs[i]
+			}
+			b.endPublish(span, err)
+		}
+		return errs
+	}
 }
 
 // Subscribe wraps h so each delivery is handled in a CONSUMER span whose

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/microhost/micro/sdk/broker"
@@ -52,8 +53,17 @@ type Drainer interface {
 type ServeOption func(*serveOptions)
 
 type serveOptions struct {
-	logger    hclog.Logger
-	protocols []int
+	logger     hclog.Logger
+	protocols  []int
+	collectors []prometheus.Collector
+}
+
+// WithMetrics adds the plugin's own Prometheus collectors to the registry the
+// host gathers through the protocol's Metrics call; the host exposes them
+// labelled plugin="<kind>-<name>", beside the SDK's call metrics and the Go
+// runtime's.
+func WithMetrics(cs ...prometheus.Collector) ServeOption {
+	return func(o *serveOptions) { o.collectors = append(o.collectors, cs...) }
 }
 
 // WithLogger sets the logger handed to go-plugin (default: JSON on stderr).
@@ -87,7 +97,12 @@ func Serve(info Info, impl any, opts ...ServeOption) {
 		fmt.Fprintf(os.Stderr, "micro-%s-%s is a Microhost plugin: install it with `micro plugin install` and let the host start it.\n", info.Kind, info.Name)
 		os.Exit(1)
 	}
-	gp, err := newGRPCPlugin(info, impl)
+	pt, err := newPluginTelemetry(info, o.collectors)
+	if err != nil {
+		o.logger.Error("cannot serve plugin: its metrics", "error", err)
+		os.Exit(1)
+	}
+	gp, err := newGRPCPlugin(info, impl, pt)
 	if err != nil {
 		o.logger.Error("cannot serve plugin", "error", err)
 		os.Exit(1)
@@ -104,9 +119,11 @@ func Serve(info Info, impl any, opts ...ServeOption) {
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: versioned,
-		GRPCServer:       goplugin.DefaultGRPCServer,
-		TLSProvider:      func() (*tls.Config, error) { return serverTLSFromEnv(takeEnv(EnvTLS)) },
-		Logger:           o.logger,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, pt.serverOptions()...)...)
+		},
+		TLSProvider: func() (*tls.Config, error) { return serverTLSFromEnv(takeEnv(EnvTLS)) },
+		Logger:      o.logger,
 	})
 	os.Exit(0)
 }
@@ -139,11 +156,15 @@ type grpcPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
 	info     Info
 	impl     any
+	tel      *pluginTelemetry
 	register func(*grpc.Server)
 }
 
-func newGRPCPlugin(info Info, impl any) (*grpcPlugin, error) {
-	g := &grpcPlugin{info: info, impl: impl}
+// newGRPCPlugin checks impl against info.Kind. With pt, what the plugin serves
+// is traced and measured: a broker's publishes and deliveries continue the
+// host's trace in the plugin.
+func newGRPCPlugin(info Info, impl any, pt *pluginTelemetry) (*grpcPlugin, error) {
+	g := &grpcPlugin{info: info, impl: impl, tel: pt}
 	switch info.Kind {
 	case KindRegistry:
 		r, ok := impl.(registry.Registry)
@@ -155,6 +176,9 @@ func newGRPCPlugin(info Info, impl any) (*grpcPlugin, error) {
 		b, ok := impl.(broker.Broker)
 		if !ok {
 			return nil, fmt.Errorf("plugin %s is of kind broker but %T does not implement broker.Broker", info.Name, impl)
+		}
+		if pt != nil {
+			b = broker.Instrument(b, pt.tel)
 		}
 		g.register = func(s *grpc.Server) { pluginv1.RegisterBrokerServer(s, NewBrokerServer(b)) }
 	case KindTransport:
@@ -177,7 +201,7 @@ func newGRPCPlugin(info Info, impl any) (*grpcPlugin, error) {
 
 // GRPCServer registers the plugin's services.
 func (g *grpcPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	pluginv1.RegisterPluginServer(s, &pluginServer{info: g.info, impl: g.impl})
+	pluginv1.RegisterPluginServer(s, &pluginServer{info: g.info, impl: g.impl, tel: g.tel})
 	g.register(s)
 	return nil
 }
@@ -192,6 +216,7 @@ type pluginServer struct {
 	pluginv1.UnimplementedPluginServer
 	info Info
 	impl any
+	tel  *pluginTelemetry // nil in tests that serve without telemetry
 }
 
 func (p *pluginServer) Describe(ctx context.Context, _ *pluginv1.DescribeRequest) (*pluginv1.DescribeResponse, error) {
@@ -246,4 +271,28 @@ func (p *pluginServer) Shutdown(ctx context.Context, req *pluginv1.ShutdownReque
 		}
 	}
 	return &pluginv1.ShutdownResponse{}, nil
+}
+
+// Metrics answers with the plugin's own metric families.
+func (p *pluginServer) Metrics(ctx context.Context, _ *pluginv1.MetricsRequest) (*pluginv1.MetricsResponse, error) {
+	if p.tel == nil {
+		return &pluginv1.MetricsResponse{}, nil
+	}
+	b, err := p.tel.metrics()
+	if err != nil {
+		return nil, ToStatus(errors.Internal(p.info.Name, "gathering the metrics of plugin %s: %v", p.info.Name, err))
+	}
+	return &pluginv1.MetricsResponse{Families: b}, nil
+}
+
+// CollectSpans hands over the spans finished since the last call.
+func (p *pluginServer) CollectSpans(ctx context.Context, _ *pluginv1.CollectSpansRequest) (*pluginv1.CollectSpansResponse, error) {
+	if p.tel == nil {
+		return &pluginv1.CollectSpansResponse{}, nil
+	}
+	resp, err := p.tel.collect()
+	if err != nil {
+		return nil, ToStatus(errors.Internal(p.info.Name, "encoding the spans of plugin %s: %v", p.info.Name, err))
+	}
+	return resp, nil
 }

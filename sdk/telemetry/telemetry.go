@@ -74,8 +74,8 @@ func W3C() propagation.TextMapPropagator {
 }
 
 // For returns a copy for the component called name: its metrics get the
-// constant label service=name and its logger is named after it, so several
-// services of one host share a registry without clashing.
+// constant label service=name, so several services of one host share a
+// registry without clashing.
 func (t *Telemetry) For(name string) *Telemetry {
 	if t == nil {
 		return nil
@@ -84,7 +84,17 @@ func (t *Telemetry) For(name string) *Telemetry {
 	if t.reg != nil {
 		c.reg = prometheus.WrapRegistererWith(prometheus.Labels{"service": name}, t.reg)
 	}
-	c.log = t.log.Named(name)
+	return &c
+}
+
+// Logged returns a copy whose request logs go to l, such as a component's
+// own logger with its own level.
+func (t *Telemetry) Logged(l hclog.Logger) *Telemetry {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	c.log = l
 	return &c
 }
 

@@ -76,7 +76,7 @@ func (x WatchEvent_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchEvent_Type.Descriptor instead.
 func (WatchEvent_Type) EnumDescriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{19, 0}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{23, 0}
 }
 
 type DescribeRequest struct {
@@ -480,6 +480,179 @@ func (*ShutdownResponse) Descriptor() ([]byte, []int) {
 	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
+type MetricsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsRequest) Reset() {
+	*x = MetricsRequest{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsRequest) ProtoMessage() {}
+
+func (x *MetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsRequest.ProtoReflect.Descriptor instead.
+func (*MetricsRequest) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+}
+
+type MetricsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The metric families in the Prometheus protobuf exposition format: each an
+	// io.prometheus.client.MetricFamily, preceded by its varint length.
+	Families      []byte `protobuf:"bytes,1,opt,name=families,proto3" json:"families,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsResponse) Reset() {
+	*x = MetricsResponse{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsResponse) ProtoMessage() {}
+
+func (x *MetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsResponse.ProtoReflect.Descriptor instead.
+func (*MetricsResponse) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MetricsResponse) GetFamilies() []byte {
+	if x != nil {
+		return x.Families
+	}
+	return nil
+}
+
+type CollectSpansRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectSpansRequest) Reset() {
+	*x = CollectSpansRequest{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectSpansRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectSpansRequest) ProtoMessage() {}
+
+func (x *CollectSpansRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectSpansRequest.ProtoReflect.Descriptor instead.
+func (*CollectSpansRequest) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+}
+
+type CollectSpansResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An OTLP opentelemetry.proto.trace.v1.TracesData message; empty when no
+	// span finished.
+	Traces []byte `protobuf:"bytes,1,opt,name=traces,proto3" json:"traces,omitempty"`
+	// Spans lost since the last call because the plugin's buffer was full.
+	Dropped       uint64 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectSpansResponse) Reset() {
+	*x = CollectSpansResponse{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectSpansResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectSpansResponse) ProtoMessage() {}
+
+func (x *CollectSpansResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectSpansResponse.ProtoReflect.Descriptor instead.
+func (*CollectSpansResponse) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CollectSpansResponse) GetTraces() []byte {
+	if x != nil {
+		return x.Traces
+	}
+	return nil
+}
+
+func (x *CollectSpansResponse) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -488,7 +661,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +673,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +686,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 type Service struct {
@@ -529,7 +702,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +714,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +727,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Service) GetName() string {
@@ -604,7 +777,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +789,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +802,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Endpoint) GetName() string {
@@ -671,7 +844,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +856,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +869,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Node) GetId() string {
@@ -730,7 +903,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +915,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +928,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RegisterRequest) GetService() *Service {
@@ -781,7 +954,7 @@ type DeregisterRequest struct {
 
 func (x *DeregisterRequest) Reset() {
 	*x = DeregisterRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +966,7 @@ func (x *DeregisterRequest) String() string {
 func (*DeregisterRequest) ProtoMessage() {}
 
 func (x *DeregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +979,7 @@ func (x *DeregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterRequest.ProtoReflect.Descriptor instead.
 func (*DeregisterRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeregisterRequest) GetService() *Service {
@@ -825,7 +998,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1010,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1023,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetServiceRequest) GetName() string {
@@ -869,7 +1042,7 @@ type GetServiceResponse struct {
 
 func (x *GetServiceResponse) Reset() {
 	*x = GetServiceResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +1054,7 @@ func (x *GetServiceResponse) String() string {
 func (*GetServiceResponse) ProtoMessage() {}
 
 func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +1067,7 @@ func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetServiceResponse) GetServices() []*Service {
@@ -912,7 +1085,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1097,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1110,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 type ListServicesResponse struct {
@@ -949,7 +1122,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1134,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1147,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListServicesResponse) GetServices() []*Service {
@@ -992,7 +1165,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1177,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1190,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 type WatchEvent struct {
@@ -1031,7 +1204,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1216,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1229,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchEvent) GetType() WatchEvent_Type {
@@ -1090,7 +1263,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1275,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1288,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Message) GetHeader() map[string]string {
@@ -1146,7 +1319,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1331,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1344,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PublishRequest) GetTopic() string {
@@ -1211,7 +1384,7 @@ type PublishBatch struct {
 
 func (x *PublishBatch) Reset() {
 	*x = PublishBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1396,7 @@ func (x *PublishBatch) String() string {
 func (*PublishBatch) ProtoMessage() {}
 
 func (x *PublishBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1409,7 @@ func (x *PublishBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishBatch.ProtoReflect.Descriptor instead.
 func (*PublishBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PublishBatch) GetRequests() []*PublishRequest {
@@ -1256,7 +1429,7 @@ type PublishAck struct {
 
 func (x *PublishAck) Reset() {
 	*x = PublishAck{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1441,7 @@ func (x *PublishAck) String() string {
 func (*PublishAck) ProtoMessage() {}
 
 func (x *PublishAck) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1454,7 @@ func (x *PublishAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishAck.ProtoReflect.Descriptor instead.
 func (*PublishAck) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PublishAck) GetId() uint64 {
@@ -1308,7 +1481,7 @@ type PublishAckBatch struct {
 
 func (x *PublishAckBatch) Reset() {
 	*x = PublishAckBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1493,7 @@ func (x *PublishAckBatch) String() string {
 func (*PublishAckBatch) ProtoMessage() {}
 
 func (x *PublishAckBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1506,7 @@ func (x *PublishAckBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishAckBatch.ProtoReflect.Descriptor instead.
 func (*PublishAckBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PublishAckBatch) GetAcks() []*PublishAck {
@@ -1363,7 +1536,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1548,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1561,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SubscribeRequest) GetTopic() string {
@@ -1436,7 +1609,7 @@ type Settle struct {
 
 func (x *Settle) Reset() {
 	*x = Settle{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1621,7 @@ func (x *Settle) String() string {
 func (*Settle) ProtoMessage() {}
 
 func (x *Settle) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1634,7 @@ func (x *Settle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settle.ProtoReflect.Descriptor instead.
 func (*Settle) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Settle) GetDeliveryId() uint64 {
@@ -1491,7 +1664,7 @@ type SubscribeClientMessage struct {
 
 func (x *SubscribeClientMessage) Reset() {
 	*x = SubscribeClientMessage{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1676,7 @@ func (x *SubscribeClientMessage) String() string {
 func (*SubscribeClientMessage) ProtoMessage() {}
 
 func (x *SubscribeClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1689,7 @@ func (x *SubscribeClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeClientMessage.ProtoReflect.Descriptor instead.
 func (*SubscribeClientMessage) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SubscribeClientMessage) GetMsg() isSubscribeClientMessage_Msg {
@@ -1572,7 +1745,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1757,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1770,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Delivery) GetId() uint64 {
@@ -1640,7 +1813,7 @@ type ListenRequest struct {
 
 func (x *ListenRequest) Reset() {
 	*x = ListenRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1825,7 @@ func (x *ListenRequest) String() string {
 func (*ListenRequest) ProtoMessage() {}
 
 func (x *ListenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1838,7 @@ func (x *ListenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenRequest.ProtoReflect.Descriptor instead.
 func (*ListenRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListenRequest) GetAddress() string {
@@ -1694,7 +1867,7 @@ type Bound struct {
 
 func (x *Bound) Reset() {
 	*x = Bound{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1879,7 @@ func (x *Bound) String() string {
 func (*Bound) ProtoMessage() {}
 
 func (x *Bound) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1892,7 @@ func (x *Bound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bound.ProtoReflect.Descriptor instead.
 func (*Bound) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Bound) GetAddress() string {
@@ -1745,7 +1918,7 @@ type ShutdownListener struct {
 
 func (x *ShutdownListener) Reset() {
 	*x = ShutdownListener{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1930,7 @@ func (x *ShutdownListener) String() string {
 func (*ShutdownListener) ProtoMessage() {}
 
 func (x *ShutdownListener) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1943,7 @@ func (x *ShutdownListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownListener.ProtoReflect.Descriptor instead.
 func (*ShutdownListener) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ShutdownListener) GetDrainTimeoutMs() int64 {
@@ -1796,7 +1969,7 @@ type ListenerClientMessage struct {
 
 func (x *ListenerClientMessage) Reset() {
 	*x = ListenerClientMessage{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1981,7 @@ func (x *ListenerClientMessage) String() string {
 func (*ListenerClientMessage) ProtoMessage() {}
 
 func (x *ListenerClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1994,7 @@ func (x *ListenerClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerClientMessage.ProtoReflect.Descriptor instead.
 func (*ListenerClientMessage) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListenerClientMessage) GetMsg() isListenerClientMessage_Msg {
@@ -1926,7 +2099,7 @@ type ListenerServerMessage struct {
 
 func (x *ListenerServerMessage) Reset() {
 	*x = ListenerServerMessage{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2111,7 @@ func (x *ListenerServerMessage) String() string {
 func (*ListenerServerMessage) ProtoMessage() {}
 
 func (x *ListenerServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2124,7 @@ func (x *ListenerServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerServerMessage.ProtoReflect.Descriptor instead.
 func (*ListenerServerMessage) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListenerServerMessage) GetMsg() isListenerServerMessage_Msg {
@@ -2049,7 +2222,7 @@ type IncomingBatch struct {
 
 func (x *IncomingBatch) Reset() {
 	*x = IncomingBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2234,7 @@ func (x *IncomingBatch) String() string {
 func (*IncomingBatch) ProtoMessage() {}
 
 func (x *IncomingBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2247,7 @@ func (x *IncomingBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingBatch.ProtoReflect.Descriptor instead.
 func (*IncomingBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *IncomingBatch) GetRequests() []*IncomingRequest {
@@ -2093,7 +2266,7 @@ type ResponseBatch struct {
 
 func (x *ResponseBatch) Reset() {
 	*x = ResponseBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2278,7 @@ func (x *ResponseBatch) String() string {
 func (*ResponseBatch) ProtoMessage() {}
 
 func (x *ResponseBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2291,7 @@ func (x *ResponseBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseBatch.ProtoReflect.Descriptor instead.
 func (*ResponseBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ResponseBatch) GetResponses() []*Response {
@@ -2138,7 +2311,7 @@ type IncomingRequest struct {
 
 func (x *IncomingRequest) Reset() {
 	*x = IncomingRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2323,7 @@ func (x *IncomingRequest) String() string {
 func (*IncomingRequest) ProtoMessage() {}
 
 func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2336,7 @@ func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingRequest.ProtoReflect.Descriptor instead.
 func (*IncomingRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *IncomingRequest) GetId() uint64 {
@@ -2190,7 +2363,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2375,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2388,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Response) GetId() uint64 {
@@ -2244,7 +2417,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2429,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2442,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CallRequest) GetAddress() string {
@@ -2309,7 +2482,7 @@ type CallBatch struct {
 
 func (x *CallBatch) Reset() {
 	*x = CallBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2494,7 @@ func (x *CallBatch) String() string {
 func (*CallBatch) ProtoMessage() {}
 
 func (x *CallBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2507,7 @@ func (x *CallBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallBatch.ProtoReflect.Descriptor instead.
 func (*CallBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CallBatch) GetCalls() []*CallRequest {
@@ -2356,7 +2529,7 @@ type CallResult struct {
 
 func (x *CallResult) Reset() {
 	*x = CallResult{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2541,7 @@ func (x *CallResult) String() string {
 func (*CallResult) ProtoMessage() {}
 
 func (x *CallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2554,7 @@ func (x *CallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
 func (*CallResult) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CallResult) GetId() uint64 {
@@ -2421,7 +2594,7 @@ type CallResultBatch struct {
 
 func (x *CallResultBatch) Reset() {
 	*x = CallResultBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2606,7 @@ func (x *CallResultBatch) String() string {
 func (*CallResultBatch) ProtoMessage() {}
 
 func (x *CallResultBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2619,7 @@ func (x *CallResultBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResultBatch.ProtoReflect.Descriptor instead.
 func (*CallResultBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CallResultBatch) GetResults() []*CallResult {
@@ -2475,7 +2648,7 @@ type StreamFrame struct {
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2660,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2673,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *StreamFrame) GetId() uint64 {
@@ -2606,7 +2779,7 @@ type StreamOpen struct {
 
 func (x *StreamOpen) Reset() {
 	*x = StreamOpen{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2791,7 @@ func (x *StreamOpen) String() string {
 func (*StreamOpen) ProtoMessage() {}
 
 func (x *StreamOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2804,7 @@ func (x *StreamOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOpen.ProtoReflect.Descriptor instead.
 func (*StreamOpen) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *StreamOpen) GetAddress() string {
@@ -2657,7 +2830,7 @@ type EncodeRequest struct {
 
 func (x *EncodeRequest) Reset() {
 	*x = EncodeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2842,7 @@ func (x *EncodeRequest) String() string {
 func (*EncodeRequest) ProtoMessage() {}
 
 func (x *EncodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +2855,7 @@ func (x *EncodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeRequest.ProtoReflect.Descriptor instead.
 func (*EncodeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EncodeRequest) GetJson() []byte {
@@ -2701,7 +2874,7 @@ type EncodeResponse struct {
 
 func (x *EncodeResponse) Reset() {
 	*x = EncodeResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2713,7 +2886,7 @@ func (x *EncodeResponse) String() string {
 func (*EncodeResponse) ProtoMessage() {}
 
 func (x *EncodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2726,7 +2899,7 @@ func (x *EncodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeResponse.ProtoReflect.Descriptor instead.
 func (*EncodeResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *EncodeResponse) GetData() []byte {
@@ -2745,7 +2918,7 @@ type DecodeRequest struct {
 
 func (x *DecodeRequest) Reset() {
 	*x = DecodeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2757,7 +2930,7 @@ func (x *DecodeRequest) String() string {
 func (*DecodeRequest) ProtoMessage() {}
 
 func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2770,7 +2943,7 @@ func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeRequest.ProtoReflect.Descriptor instead.
 func (*DecodeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DecodeRequest) GetData() []byte {
@@ -2789,7 +2962,7 @@ type DecodeResponse struct {
 
 func (x *DecodeResponse) Reset() {
 	*x = DecodeResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2801,7 +2974,7 @@ func (x *DecodeResponse) String() string {
 func (*DecodeResponse) ProtoMessage() {}
 
 func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2814,7 +2987,7 @@ func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeResponse.ProtoReflect.Descriptor instead.
 func (*DecodeResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DecodeResponse) GetJson() []byte {
@@ -2851,7 +3024,14 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\";\n" +
 	"\x0fShutdownRequest\x12(\n" +
 	"\x10drain_timeout_ms\x18\x01 \x01(\x03R\x0edrainTimeoutMs\"\x12\n" +
-	"\x10ShutdownResponse\"\a\n" +
+	"\x10ShutdownResponse\"\x10\n" +
+	"\x0eMetricsRequest\"-\n" +
+	"\x0fMetricsResponse\x12\x1a\n" +
+	"\bfamilies\x18\x01 \x01(\fR\bfamilies\"\x15\n" +
+	"\x13CollectSpansRequest\"H\n" +
+	"\x14CollectSpansResponse\x12\x16\n" +
+	"\x06traces\x18\x01 \x01(\fR\x06traces\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\x04R\adropped\"\a\n" +
 	"\x05Empty\"\x9e\x02\n" +
 	"\aService\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -3010,12 +3190,14 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rDecodeRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"$\n" +
 	"\x0eDecodeResponse\x12\x12\n" +
-	"\x04json\x18\x01 \x01(\fR\x04json2\xc9\x02\n" +
+	"\x04json\x18\x01 \x01(\fR\x04json2\xf4\x03\n" +
 	"\x06Plugin\x12O\n" +
 	"\bDescribe\x12 .micro.plugin.v1.DescribeRequest\x1a!.micro.plugin.v1.DescribeResponse\x12R\n" +
 	"\tConfigure\x12!.micro.plugin.v1.ConfigureRequest\x1a\".micro.plugin.v1.ConfigureResponse\x12I\n" +
 	"\x06Health\x12\x1e.micro.plugin.v1.HealthRequest\x1a\x1f.micro.plugin.v1.HealthResponse\x12O\n" +
-	"\bShutdown\x12 .micro.plugin.v1.ShutdownRequest\x1a!.micro.plugin.v1.ShutdownResponse2\x95\x03\n" +
+	"\bShutdown\x12 .micro.plugin.v1.ShutdownRequest\x1a!.micro.plugin.v1.ShutdownResponse\x12L\n" +
+	"\aMetrics\x12\x1f.micro.plugin.v1.MetricsRequest\x1a .micro.plugin.v1.MetricsResponse\x12[\n" +
+	"\fCollectSpans\x12$.micro.plugin.v1.CollectSpansRequest\x1a%.micro.plugin.v1.CollectSpansResponse2\x95\x03\n" +
 	"\bRegistry\x12D\n" +
 	"\bRegister\x12 .micro.plugin.v1.RegisterRequest\x1a\x16.micro.plugin.v1.Empty\x12H\n" +
 	"\n" +
@@ -3050,7 +3232,7 @@ func file_micro_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_micro_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_micro_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_micro_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_micro_plugin_v1_plugin_proto_goTypes = []any{
 	(WatchEvent_Type)(0),           // 0: micro.plugin.v1.WatchEvent.Type
 	(*DescribeRequest)(nil),        // 1: micro.plugin.v1.DescribeRequest
@@ -3061,131 +3243,139 @@ var file_micro_plugin_v1_plugin_proto_goTypes = []any{
 	(*HealthResponse)(nil),         // 6: micro.plugin.v1.HealthResponse
 	(*ShutdownRequest)(nil),        // 7: micro.plugin.v1.ShutdownRequest
 	(*ShutdownResponse)(nil),       // 8: micro.plugin.v1.ShutdownResponse
-	(*Empty)(nil),                  // 9: micro.plugin.v1.Empty
-	(*Service)(nil),                // 10: micro.plugin.v1.Service
-	(*Endpoint)(nil),               // 11: micro.plugin.v1.Endpoint
-	(*Node)(nil),                   // 12: micro.plugin.v1.Node
-	(*RegisterRequest)(nil),        // 13: micro.plugin.v1.RegisterRequest
-	(*DeregisterRequest)(nil),      // 14: micro.plugin.v1.DeregisterRequest
-	(*GetServiceRequest)(nil),      // 15: micro.plugin.v1.GetServiceRequest
-	(*GetServiceResponse)(nil),     // 16: micro.plugin.v1.GetServiceResponse
-	(*ListServicesRequest)(nil),    // 17: micro.plugin.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),   // 18: micro.plugin.v1.ListServicesResponse
-	(*WatchRequest)(nil),           // 19: micro.plugin.v1.WatchRequest
-	(*WatchEvent)(nil),             // 20: micro.plugin.v1.WatchEvent
-	(*Message)(nil),                // 21: micro.plugin.v1.Message
-	(*PublishRequest)(nil),         // 22: micro.plugin.v1.PublishRequest
-	(*PublishBatch)(nil),           // 23: micro.plugin.v1.PublishBatch
-	(*PublishAck)(nil),             // 24: micro.plugin.v1.PublishAck
-	(*PublishAckBatch)(nil),        // 25: micro.plugin.v1.PublishAckBatch
-	(*SubscribeRequest)(nil),       // 26: micro.plugin.v1.SubscribeRequest
-	(*Settle)(nil),                 // 27: micro.plugin.v1.Settle
-	(*SubscribeClientMessage)(nil), // 28: micro.plugin.v1.SubscribeClientMessage
-	(*Delivery)(nil),               // 29: micro.plugin.v1.Delivery
-	(*ListenRequest)(nil),          // 30: micro.plugin.v1.ListenRequest
-	(*Bound)(nil),                  // 31: micro.plugin.v1.Bound
-	(*ShutdownListener)(nil),       // 32: micro.plugin.v1.ShutdownListener
-	(*ListenerClientMessage)(nil),  // 33: micro.plugin.v1.ListenerClientMessage
-	(*ListenerServerMessage)(nil),  // 34: micro.plugin.v1.ListenerServerMessage
-	(*IncomingBatch)(nil),          // 35: micro.plugin.v1.IncomingBatch
-	(*ResponseBatch)(nil),          // 36: micro.plugin.v1.ResponseBatch
-	(*IncomingRequest)(nil),        // 37: micro.plugin.v1.IncomingRequest
-	(*Response)(nil),               // 38: micro.plugin.v1.Response
-	(*CallRequest)(nil),            // 39: micro.plugin.v1.CallRequest
-	(*CallBatch)(nil),              // 40: micro.plugin.v1.CallBatch
-	(*CallResult)(nil),             // 41: micro.plugin.v1.CallResult
-	(*CallResultBatch)(nil),        // 42: micro.plugin.v1.CallResultBatch
-	(*StreamFrame)(nil),            // 43: micro.plugin.v1.StreamFrame
-	(*StreamOpen)(nil),             // 44: micro.plugin.v1.StreamOpen
-	(*EncodeRequest)(nil),          // 45: micro.plugin.v1.EncodeRequest
-	(*EncodeResponse)(nil),         // 46: micro.plugin.v1.EncodeResponse
-	(*DecodeRequest)(nil),          // 47: micro.plugin.v1.DecodeRequest
-	(*DecodeResponse)(nil),         // 48: micro.plugin.v1.DecodeResponse
-	nil,                            // 49: micro.plugin.v1.Service.MetadataEntry
-	nil,                            // 50: micro.plugin.v1.Endpoint.MetadataEntry
-	nil,                            // 51: micro.plugin.v1.Node.MetadataEntry
-	nil,                            // 52: micro.plugin.v1.Message.HeaderEntry
-	nil,                            // 53: micro.plugin.v1.StreamOpen.HeaderEntry
+	(*MetricsRequest)(nil),         // 9: micro.plugin.v1.MetricsRequest
+	(*MetricsResponse)(nil),        // 10: micro.plugin.v1.MetricsResponse
+	(*CollectSpansRequest)(nil),    // 11: micro.plugin.v1.CollectSpansRequest
+	(*CollectSpansResponse)(nil),   // 12: micro.plugin.v1.CollectSpansResponse
+	(*Empty)(nil),                  // 13: micro.plugin.v1.Empty
+	(*Service)(nil),                // 14: micro.plugin.v1.Service
+	(*Endpoint)(nil),               // 15: micro.plugin.v1.Endpoint
+	(*Node)(nil),                   // 16: micro.plugin.v1.Node
+	(*RegisterRequest)(nil),        // 17: micro.plugin.v1.RegisterRequest
+	(*DeregisterRequest)(nil),      // 18: micro.plugin.v1.DeregisterRequest
+	(*GetServiceRequest)(nil),      // 19: micro.plugin.v1.GetServiceRequest
+	(*GetServiceResponse)(nil),     // 20: micro.plugin.v1.GetServiceResponse
+	(*ListServicesRequest)(nil),    // 21: micro.plugin.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),   // 22: micro.plugin.v1.ListServicesResponse
+	(*WatchRequest)(nil),           // 23: micro.plugin.v1.WatchRequest
+	(*WatchEvent)(nil),             // 24: micro.plugin.v1.WatchEvent
+	(*Message)(nil),                // 25: micro.plugin.v1.Message
+	(*PublishRequest)(nil),         // 26: micro.plugin.v1.PublishRequest
+	(*PublishBatch)(nil),           // 27: micro.plugin.v1.PublishBatch
+	(*PublishAck)(nil),             // 28: micro.plugin.v1.PublishAck
+	(*PublishAckBatch)(nil),        // 29: micro.plugin.v1.PublishAckBatch
+	(*SubscribeRequest)(nil),       // 30: micro.plugin.v1.SubscribeRequest
+	(*Settle)(nil),                 // 31: micro.plugin.v1.Settle
+	(*SubscribeClientMessage)(nil), // 32: micro.plugin.v1.SubscribeClientMessage
+	(*Delivery)(nil),               // 33: micro.plugin.v1.Delivery
+	(*ListenRequest)(nil),          // 34: micro.plugin.v1.ListenRequest
+	(*Bound)(nil),                  // 35: micro.plugin.v1.Bound
+	(*ShutdownListener)(nil),       // 36: micro.plugin.v1.ShutdownListener
+	(*ListenerClientMessage)(nil),  // 37: micro.plugin.v1.ListenerClientMessage
+	(*ListenerServerMessage)(nil),  // 38: micro.plugin.v1.ListenerServerMessage
+	(*IncomingBatch)(nil),          // 39: micro.plugin.v1.IncomingBatch
+	(*ResponseBatch)(nil),          // 40: micro.plugin.v1.ResponseBatch
+	(*IncomingRequest)(nil),        // 41: micro.plugin.v1.IncomingRequest
+	(*Response)(nil),               // 42: micro.plugin.v1.Response
+	(*CallRequest)(nil),            // 43: micro.plugin.v1.CallRequest
+	(*CallBatch)(nil),              // 44: micro.plugin.v1.CallBatch
+	(*CallResult)(nil),             // 45: micro.plugin.v1.CallResult
+	(*CallResultBatch)(nil),        // 46: micro.plugin.v1.CallResultBatch
+	(*StreamFrame)(nil),            // 47: micro.plugin.v1.StreamFrame
+	(*StreamOpen)(nil),             // 48: micro.plugin.v1.StreamOpen
+	(*EncodeRequest)(nil),          // 49: micro.plugin.v1.EncodeRequest
+	(*EncodeResponse)(nil),         // 50: micro.plugin.v1.EncodeResponse
+	(*DecodeRequest)(nil),          // 51: micro.plugin.v1.DecodeRequest
+	(*DecodeResponse)(nil),         // 52: micro.plugin.v1.DecodeResponse
+	nil,                            // 53: micro.plugin.v1.Service.MetadataEntry
+	nil,                            // 54: micro.plugin.v1.Endpoint.MetadataEntry
+	nil,                            // 55: micro.plugin.v1.Node.MetadataEntry
+	nil,                            // 56: micro.plugin.v1.Message.HeaderEntry
+	nil,                            // 57: micro.plugin.v1.StreamOpen.HeaderEntry
 }
 var file_micro_plugin_v1_plugin_proto_depIdxs = []int32{
-	49, // 0: micro.plugin.v1.Service.metadata:type_name -> micro.plugin.v1.Service.MetadataEntry
-	11, // 1: micro.plugin.v1.Service.endpoints:type_name -> micro.plugin.v1.Endpoint
-	12, // 2: micro.plugin.v1.Service.nodes:type_name -> micro.plugin.v1.Node
-	50, // 3: micro.plugin.v1.Endpoint.metadata:type_name -> micro.plugin.v1.Endpoint.MetadataEntry
-	51, // 4: micro.plugin.v1.Node.metadata:type_name -> micro.plugin.v1.Node.MetadataEntry
-	10, // 5: micro.plugin.v1.RegisterRequest.service:type_name -> micro.plugin.v1.Service
-	10, // 6: micro.plugin.v1.DeregisterRequest.service:type_name -> micro.plugin.v1.Service
-	10, // 7: micro.plugin.v1.GetServiceResponse.services:type_name -> micro.plugin.v1.Service
-	10, // 8: micro.plugin.v1.ListServicesResponse.services:type_name -> micro.plugin.v1.Service
+	53, // 0: micro.plugin.v1.Service.metadata:type_name -> micro.plugin.v1.Service.MetadataEntry
+	15, // 1: micro.plugin.v1.Service.endpoints:type_name -> micro.plugin.v1.Endpoint
+	16, // 2: micro.plugin.v1.Service.nodes:type_name -> micro.plugin.v1.Node
+	54, // 3: micro.plugin.v1.Endpoint.metadata:type_name -> micro.plugin.v1.Endpoint.MetadataEntry
+	55, // 4: micro.plugin.v1.Node.metadata:type_name -> micro.plugin.v1.Node.MetadataEntry
+	14, // 5: micro.plugin.v1.RegisterRequest.service:type_name -> micro.plugin.v1.Service
+	14, // 6: micro.plugin.v1.DeregisterRequest.service:type_name -> micro.plugin.v1.Service
+	14, // 7: micro.plugin.v1.GetServiceResponse.services:type_name -> micro.plugin.v1.Service
+	14, // 8: micro.plugin.v1.ListServicesResponse.services:type_name -> micro.plugin.v1.Service
 	0,  // 9: micro.plugin.v1.WatchEvent.type:type_name -> micro.plugin.v1.WatchEvent.Type
-	10, // 10: micro.plugin.v1.WatchEvent.service:type_name -> micro.plugin.v1.Service
-	52, // 11: micro.plugin.v1.Message.header:type_name -> micro.plugin.v1.Message.HeaderEntry
-	21, // 12: micro.plugin.v1.PublishRequest.message:type_name -> micro.plugin.v1.Message
-	22, // 13: micro.plugin.v1.PublishBatch.requests:type_name -> micro.plugin.v1.PublishRequest
-	24, // 14: micro.plugin.v1.PublishAckBatch.acks:type_name -> micro.plugin.v1.PublishAck
-	26, // 15: micro.plugin.v1.SubscribeClientMessage.subscribe:type_name -> micro.plugin.v1.SubscribeRequest
-	27, // 16: micro.plugin.v1.SubscribeClientMessage.settle:type_name -> micro.plugin.v1.Settle
-	21, // 17: micro.plugin.v1.Delivery.message:type_name -> micro.plugin.v1.Message
-	30, // 18: micro.plugin.v1.ListenerClientMessage.listen:type_name -> micro.plugin.v1.ListenRequest
-	38, // 19: micro.plugin.v1.ListenerClientMessage.response:type_name -> micro.plugin.v1.Response
-	43, // 20: micro.plugin.v1.ListenerClientMessage.stream:type_name -> micro.plugin.v1.StreamFrame
-	32, // 21: micro.plugin.v1.ListenerClientMessage.shutdown:type_name -> micro.plugin.v1.ShutdownListener
-	36, // 22: micro.plugin.v1.ListenerClientMessage.responses:type_name -> micro.plugin.v1.ResponseBatch
-	31, // 23: micro.plugin.v1.ListenerServerMessage.bound:type_name -> micro.plugin.v1.Bound
-	37, // 24: micro.plugin.v1.ListenerServerMessage.request:type_name -> micro.plugin.v1.IncomingRequest
-	43, // 25: micro.plugin.v1.ListenerServerMessage.stream:type_name -> micro.plugin.v1.StreamFrame
-	9,  // 26: micro.plugin.v1.ListenerServerMessage.shutdown_done:type_name -> micro.plugin.v1.Empty
-	35, // 27: micro.plugin.v1.ListenerServerMessage.requests:type_name -> micro.plugin.v1.IncomingBatch
-	37, // 28: micro.plugin.v1.IncomingBatch.requests:type_name -> micro.plugin.v1.IncomingRequest
-	38, // 29: micro.plugin.v1.ResponseBatch.responses:type_name -> micro.plugin.v1.Response
-	21, // 30: micro.plugin.v1.IncomingRequest.message:type_name -> micro.plugin.v1.Message
-	21, // 31: micro.plugin.v1.Response.message:type_name -> micro.plugin.v1.Message
-	21, // 32: micro.plugin.v1.CallRequest.message:type_name -> micro.plugin.v1.Message
-	39, // 33: micro.plugin.v1.CallBatch.calls:type_name -> micro.plugin.v1.CallRequest
-	21, // 34: micro.plugin.v1.CallResult.message:type_name -> micro.plugin.v1.Message
-	41, // 35: micro.plugin.v1.CallResultBatch.results:type_name -> micro.plugin.v1.CallResult
-	44, // 36: micro.plugin.v1.StreamFrame.open:type_name -> micro.plugin.v1.StreamOpen
-	9,  // 37: micro.plugin.v1.StreamFrame.close_send:type_name -> micro.plugin.v1.Empty
-	9,  // 38: micro.plugin.v1.StreamFrame.end:type_name -> micro.plugin.v1.Empty
-	53, // 39: micro.plugin.v1.StreamOpen.header:type_name -> micro.plugin.v1.StreamOpen.HeaderEntry
+	14, // 10: micro.plugin.v1.WatchEvent.service:type_name -> micro.plugin.v1.Service
+	56, // 11: micro.plugin.v1.Message.header:type_name -> micro.plugin.v1.Message.HeaderEntry
+	25, // 12: micro.plugin.v1.PublishRequest.message:type_name -> micro.plugin.v1.Message
+	26, // 13: micro.plugin.v1.PublishBatch.requests:type_name -> micro.plugin.v1.PublishRequest
+	28, // 14: micro.plugin.v1.PublishAckBatch.acks:type_name -> micro.plugin.v1.PublishAck
+	30, // 15: micro.plugin.v1.SubscribeClientMessage.subscribe:type_name -> micro.plugin.v1.SubscribeRequest
+	31, // 16: micro.plugin.v1.SubscribeClientMessage.settle:type_name -> micro.plugin.v1.Settle
+	25, // 17: micro.plugin.v1.Delivery.message:type_name -> micro.plugin.v1.Message
+	34, // 18: micro.plugin.v1.ListenerClientMessage.listen:type_name -> micro.plugin.v1.ListenRequest
+	42, // 19: micro.plugin.v1.ListenerClientMessage.response:type_name -> micro.plugin.v1.Response
+	47, // 20: micro.plugin.v1.ListenerClientMessage.stream:type_name -> micro.plugin.v1.StreamFrame
+	36, // 21: micro.plugin.v1.ListenerClientMessage.shutdown:type_name -> micro.plugin.v1.ShutdownListener
+	40, // 22: micro.plugin.v1.ListenerClientMessage.responses:type_name -> micro.plugin.v1.ResponseBatch
+	35, // 23: micro.plugin.v1.ListenerServerMessage.bound:type_name -> micro.plugin.v1.Bound
+	41, // 24: micro.plugin.v1.ListenerServerMessage.request:type_name -> micro.plugin.v1.IncomingRequest
+	47, // 25: micro.plugin.v1.ListenerServerMessage.stream:type_name -> micro.plugin.v1.StreamFrame
+	13, // 26: micro.plugin.v1.ListenerServerMessage.shutdown_done:type_name -> micro.plugin.v1.Empty
+	39, // 27: micro.plugin.v1.ListenerServerMessage.requests:type_name -> micro.plugin.v1.IncomingBatch
+	41, // 28: micro.plugin.v1.IncomingBatch.requests:type_name -> micro.plugin.v1.IncomingRequest
+	42, // 29: micro.plugin.v1.ResponseBatch.responses:type_name -> micro.plugin.v1.Response
+	25, // 30: micro.plugin.v1.IncomingRequest.message:type_name -> micro.plugin.v1.Message
+	25, // 31: micro.plugin.v1.Response.message:type_name -> micro.plugin.v1.Message
+	25, // 32: micro.plugin.v1.CallRequest.message:type_name -> micro.plugin.v1.Message
+	43, // 33: micro.plugin.v1.CallBatch.calls:type_name -> micro.plugin.v1.CallRequest
+	25, // 34: micro.plugin.v1.CallResult.message:type_name -> micro.plugin.v1.Message
+	45, // 35: micro.plugin.v1.CallResultBatch.results:type_name -> micro.plugin.v1.CallResult
+	48, // 36: micro.plugin.v1.StreamFrame.open:type_name -> micro.plugin.v1.StreamOpen
+	13, // 37: micro.plugin.v1.StreamFrame.close_send:type_name -> micro.plugin.v1.Empty
+	13, // 38: micro.plugin.v1.StreamFrame.end:type_name -> micro.plugin.v1.Empty
+	57, // 39: micro.plugin.v1.StreamOpen.header:type_name -> micro.plugin.v1.StreamOpen.HeaderEntry
 	1,  // 40: micro.plugin.v1.Plugin.Describe:input_type -> micro.plugin.v1.DescribeRequest
 	3,  // 41: micro.plugin.v1.Plugin.Configure:input_type -> micro.plugin.v1.ConfigureRequest
 	5,  // 42: micro.plugin.v1.Plugin.Health:input_type -> micro.plugin.v1.HealthRequest
 	7,  // 43: micro.plugin.v1.Plugin.Shutdown:input_type -> micro.plugin.v1.ShutdownRequest
-	13, // 44: micro.plugin.v1.Registry.Register:input_type -> micro.plugin.v1.RegisterRequest
-	14, // 45: micro.plugin.v1.Registry.Deregister:input_type -> micro.plugin.v1.DeregisterRequest
-	15, // 46: micro.plugin.v1.Registry.GetService:input_type -> micro.plugin.v1.GetServiceRequest
-	17, // 47: micro.plugin.v1.Registry.ListServices:input_type -> micro.plugin.v1.ListServicesRequest
-	19, // 48: micro.plugin.v1.Registry.Watch:input_type -> micro.plugin.v1.WatchRequest
-	22, // 49: micro.plugin.v1.Broker.Publish:input_type -> micro.plugin.v1.PublishRequest
-	23, // 50: micro.plugin.v1.Broker.PublishStream:input_type -> micro.plugin.v1.PublishBatch
-	28, // 51: micro.plugin.v1.Broker.Subscribe:input_type -> micro.plugin.v1.SubscribeClientMessage
-	33, // 52: micro.plugin.v1.Transport.Listen:input_type -> micro.plugin.v1.ListenerClientMessage
-	39, // 53: micro.plugin.v1.Transport.Call:input_type -> micro.plugin.v1.CallRequest
-	40, // 54: micro.plugin.v1.Transport.Calls:input_type -> micro.plugin.v1.CallBatch
-	43, // 55: micro.plugin.v1.Transport.Stream:input_type -> micro.plugin.v1.StreamFrame
-	45, // 56: micro.plugin.v1.Codec.Encode:input_type -> micro.plugin.v1.EncodeRequest
-	47, // 57: micro.plugin.v1.Codec.Decode:input_type -> micro.plugin.v1.DecodeRequest
-	2,  // 58: micro.plugin.v1.Plugin.Describe:output_type -> micro.plugin.v1.DescribeResponse
-	4,  // 59: micro.plugin.v1.Plugin.Configure:output_type -> micro.plugin.v1.ConfigureResponse
-	6,  // 60: micro.plugin.v1.Plugin.Health:output_type -> micro.plugin.v1.HealthResponse
-	8,  // 61: micro.plugin.v1.Plugin.Shutdown:output_type -> micro.plugin.v1.ShutdownResponse
-	9,  // 62: micro.plugin.v1.Registry.Register:output_type -> micro.plugin.v1.Empty
-	9,  // 63: micro.plugin.v1.Registry.Deregister:output_type -> micro.plugin.v1.Empty
-	16, // 64: micro.plugin.v1.Registry.GetService:output_type -> micro.plugin.v1.GetServiceResponse
-	18, // 65: micro.plugin.v1.Registry.ListServices:output_type -> micro.plugin.v1.ListServicesResponse
-	20, // 66: micro.plugin.v1.Registry.Watch:output_type -> micro.plugin.v1.WatchEvent
-	9,  // 67: micro.plugin.v1.Broker.Publish:output_type -> micro.plugin.v1.Empty
-	25, // 68: micro.plugin.v1.Broker.PublishStream:output_type -> micro.plugin.v1.PublishAckBatch
-	29, // 69: micro.plugin.v1.Broker.Subscribe:output_type -> micro.plugin.v1.Delivery
-	34, // 70: micro.plugin.v1.Transport.Listen:output_type -> micro.plugin.v1.ListenerServerMessage
-	21, // 71: micro.plugin.v1.Transport.Call:output_type -> micro.plugin.v1.Message
-	42, // 72: micro.plugin.v1.Transport.Calls:output_type -> micro.plugin.v1.CallResultBatch
-	43, // 73: micro.plugin.v1.Transport.Stream:output_type -> micro.plugin.v1.StreamFrame
-	46, // 74: micro.plugin.v1.Codec.Encode:output_type -> micro.plugin.v1.EncodeResponse
-	48, // 75: micro.plugin.v1.Codec.Decode:output_type -> micro.plugin.v1.DecodeResponse
-	58, // [58:76] is the sub-list for method output_type
-	40, // [40:58] is the sub-list for method input_type
+	9,  // 44: micro.plugin.v1.Plugin.Metrics:input_type -> micro.plugin.v1.MetricsRequest
+	11, // 45: micro.plugin.v1.Plugin.CollectSpans:input_type -> micro.plugin.v1.CollectSpansRequest
+	17, // 46: micro.plugin.v1.Registry.Register:input_type -> micro.plugin.v1.RegisterRequest
+	18, // 47: micro.plugin.v1.Registry.Deregister:input_type -> micro.plugin.v1.DeregisterRequest
+	19, // 48: micro.plugin.v1.Registry.GetService:input_type -> micro.plugin.v1.GetServiceRequest
+	21, // 49: micro.plugin.v1.Registry.ListServices:input_type -> micro.plugin.v1.ListServicesRequest
+	23, // 50: micro.plugin.v1.Registry.Watch:input_type -> micro.plugin.v1.WatchRequest
+	26, // 51: micro.plugin.v1.Broker.Publish:input_type -> micro.plugin.v1.PublishRequest
+	27, // 52: micro.plugin.v1.Broker.PublishStream:input_type -> micro.plugin.v1.PublishBatch
+	32, // 53: micro.plugin.v1.Broker.Subscribe:input_type -> micro.plugin.v1.SubscribeClientMessage
+	37, // 54: micro.plugin.v1.Transport.Listen:input_type -> micro.plugin.v1.ListenerClientMessage
+	43, // 55: micro.plugin.v1.Transport.Call:input_type -> micro.plugin.v1.CallRequest
+	44, // 56: micro.plugin.v1.Transport.Calls:input_type -> micro.plugin.v1.CallBatch
+	47, // 57: micro.plugin.v1.Transport.Stream:input_type -> micro.plugin.v1.StreamFrame
+	49, // 58: micro.plugin.v1.Codec.Encode:input_type -> micro.plugin.v1.EncodeRequest
+	51, // 59: micro.plugin.v1.Codec.Decode:input_type -> micro.plugin.v1.DecodeRequest
+	2,  // 60: micro.plugin.v1.Plugin.Describe:output_type -> micro.plugin.v1.DescribeResponse
+	4,  // 61: micro.plugin.v1.Plugin.Configure:output_type -> micro.plugin.v1.ConfigureResponse
+	6,  // 62: micro.plugin.v1.Plugin.Health:output_type -> micro.plugin.v1.HealthResponse
+	8,  // 63: micro.plugin.v1.Plugin.Shutdown:output_type -> micro.plugin.v1.ShutdownResponse
+	10, // 64: micro.plugin.v1.Plugin.Metrics:output_type -> micro.plugin.v1.MetricsResponse
+	12, // 65: micro.plugin.v1.Plugin.CollectSpans:output_type -> micro.plugin.v1.CollectSpansResponse
+	13, // 66: micro.plugin.v1.Registry.Register:output_type -> micro.plugin.v1.Empty
+	13, // 67: micro.plugin.v1.Registry.Deregister:output_type -> micro.plugin.v1.Empty
+	20, // 68: micro.plugin.v1.Registry.GetService:output_type -> micro.plugin.v1.GetServiceResponse
+	22, // 69: micro.plugin.v1.Registry.ListServices:output_type -> micro.plugin.v1.ListServicesResponse
+	24, // 70: micro.plugin.v1.Registry.Watch:output_type -> micro.plugin.v1.WatchEvent
+	13, // 71: micro.plugin.v1.Broker.Publish:output_type -> micro.plugin.v1.Empty
+	29, // 72: micro.plugin.v1.Broker.PublishStream:output_type -> micro.plugin.v1.PublishAckBatch
+	33, // 73: micro.plugin.v1.Broker.Subscribe:output_type -> micro.plugin.v1.Delivery
+	38, // 74: micro.plugin.v1.Transport.Listen:output_type -> micro.plugin.v1.ListenerServerMessage
+	25, // 75: micro.plugin.v1.Transport.Call:output_type -> micro.plugin.v1.Message
+	46, // 76: micro.plugin.v1.Transport.Calls:output_type -> micro.plugin.v1.CallResultBatch
+	47, // 77: micro.plugin.v1.Transport.Stream:output_type -> micro.plugin.v1.StreamFrame
+	50, // 78: micro.plugin.v1.Codec.Encode:output_type -> micro.plugin.v1.EncodeResponse
+	52, // 79: micro.plugin.v1.Codec.Decode:output_type -> micro.plugin.v1.DecodeResponse
+	60, // [60:80] is the sub-list for method output_type
+	40, // [40:60] is the sub-list for method input_type
 	40, // [40:40] is the sub-list for extension type_name
 	40, // [40:40] is the sub-list for extension extendee
 	0,  // [0:40] is the sub-list for field type_name
@@ -3196,25 +3386,25 @@ func file_micro_plugin_v1_plugin_proto_init() {
 	if File_micro_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[27].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[31].OneofWrappers = []any{
 		(*SubscribeClientMessage_Subscribe)(nil),
 		(*SubscribeClientMessage_Settle)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[32].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[36].OneofWrappers = []any{
 		(*ListenerClientMessage_Listen)(nil),
 		(*ListenerClientMessage_Response)(nil),
 		(*ListenerClientMessage_Stream)(nil),
 		(*ListenerClientMessage_Shutdown)(nil),
 		(*ListenerClientMessage_Responses)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[33].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[37].OneofWrappers = []any{
 		(*ListenerServerMessage_Bound)(nil),
 		(*ListenerServerMessage_Request)(nil),
 		(*ListenerServerMessage_Stream)(nil),
 		(*ListenerServerMessage_ShutdownDone)(nil),
 		(*ListenerServerMessage_Requests)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[42].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[46].OneofWrappers = []any{
 		(*StreamFrame_Open)(nil),
 		(*StreamFrame_Data)(nil),
 		(*StreamFrame_CloseSend)(nil),
@@ -3227,7 +3417,7 @@ func file_micro_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_micro_plugin_v1_plugin_proto_rawDesc), len(file_micro_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   53,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -25,10 +25,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Plugin_Describe_FullMethodName  = "/micro.plugin.v1.Plugin/Describe"
-	Plugin_Configure_FullMethodName = "/micro.plugin.v1.Plugin/Configure"
-	Plugin_Health_FullMethodName    = "/micro.plugin.v1.Plugin/Health"
-	Plugin_Shutdown_FullMethodName  = "/micro.plugin.v1.Plugin/Shutdown"
+	Plugin_Describe_FullMethodName     = "/micro.plugin.v1.Plugin/Describe"
+	Plugin_Configure_FullMethodName    = "/micro.plugin.v1.Plugin/Configure"
+	Plugin_Health_FullMethodName       = "/micro.plugin.v1.Plugin/Health"
+	Plugin_Shutdown_FullMethodName     = "/micro.plugin.v1.Plugin/Shutdown"
+	Plugin_Metrics_FullMethodName      = "/micro.plugin.v1.Plugin/Metrics"
+	Plugin_CollectSpans_FullMethodName = "/micro.plugin.v1.Plugin/CollectSpans"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -46,6 +48,14 @@ type PluginClient interface {
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 	// Shutdown drains in-flight work within the deadline, then the plugin exits.
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
+	// Metrics returns the plugin's own Prometheus metrics; the host exposes them
+	// labelled plugin="<kind>-<name>". Plugins built before it answer
+	// Unimplemented, which the host takes as no metrics.
+	Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error)
+	// CollectSpans hands over the spans the plugin finished since the last call,
+	// for the host to export with its own; spans of host calls continue the
+	// host's trace (W3C traceparent in the gRPC metadata or the message header).
+	CollectSpans(ctx context.Context, in *CollectSpansRequest, opts ...grpc.CallOption) (*CollectSpansResponse, error)
 }
 
 type pluginClient struct {
@@ -96,6 +106,26 @@ func (c *pluginClient) Shutdown(ctx context.Context, in *ShutdownRequest, opts .
 	return out, nil
 }
 
+func (c *pluginClient) Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricsResponse)
+	err := c.cc.Invoke(ctx, Plugin_Metrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pluginClient) CollectSpans(ctx context.Context, in *CollectSpansRequest, opts ...grpc.CallOption) (*CollectSpansResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectSpansResponse)
+	err := c.cc.Invoke(ctx, Plugin_CollectSpans_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -111,6 +141,14 @@ type PluginServer interface {
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	// Shutdown drains in-flight work within the deadline, then the plugin exits.
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
+	// Metrics returns the plugin's own Prometheus metrics; the host exposes them
+	// labelled plugin="<kind>-<name>". Plugins built before it answer
+	// Unimplemented, which the host takes as no metrics.
+	Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error)
+	// CollectSpans hands over the spans the plugin finished since the last call,
+	// for the host to export with its own; spans of host calls continue the
+	// host's trace (W3C traceparent in the gRPC metadata or the message header).
+	CollectSpans(context.Context, *CollectSpansRequest) (*CollectSpansResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -132,6 +170,12 @@ func (UnimplementedPluginServer) Health(context.Context, *HealthRequest) (*Healt
 }
 func (UnimplementedPluginServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedPluginServer) Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
+}
+func (UnimplementedPluginServer) CollectSpans(context.Context, *CollectSpansRequest) (*CollectSpansResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CollectSpans not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -226,6 +270,42 @@ func _Plugin_Shutdown_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetricsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).Metrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_Metrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).Metrics(ctx, req.(*MetricsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Plugin_CollectSpans_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectSpansRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).CollectSpans(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_CollectSpans_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).CollectSpans(ctx, req.(*CollectSpansRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -248,6 +328,14 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shutdown",
 			Handler:    _Plugin_Shutdown_Handler,
+		},
+		{
+			MethodName: "Metrics",
+			Handler:    _Plugin_Metrics_Handler,
+		},
+		{
+			MethodName: "CollectSpans",
+			Handler:    _Plugin_CollectSpans_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
