@@ -134,10 +134,10 @@ func (ht *hostTelemetry) start(ctx context.Context) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET "+ht.cfg.Metrics.Path, ht.handler())
-		ht.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		ht.ln = ln
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		ht.srv, ht.ln = srv, ln
 		go func() {
-			if err := ht.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				ht.log.Error("metrics listener stopped", "error", err.Error())
 			}
 		}()

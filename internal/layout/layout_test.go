@@ -58,6 +58,15 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports %s: the gateway never imports the host", p.ImportPath, imp)
 			}
 		}
+		// Span exporters (OTLP over gRPC and HTTP, stdout) are the host's to
+		// choose; the SDK records through the OpenTelemetry API and SDK only.
+		if strings.HasPrefix(rel, "sdk/") || strings.HasPrefix(rel, "plugins/") {
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, "go.opentelemetry.io/otel/exporters/") {
+					t.Errorf("%s depends on %s: span exporters live in the host", p.ImportPath, d)
+				}
+			}
+		}
 		if strings.HasPrefix(rel, "sdk/") || strings.HasPrefix(rel, "host") {
 			for _, d := range p.Deps {
 				for _, h := range heavy {
