@@ -244,7 +244,7 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	if s := found[0]; attr(s, "http.route") != "/orders/{name}" || attr(s, "http.response.status_code") != "200" {
 		t.Errorf("gateway span attributes: %v", s.Attributes)
 	}
-	if s := found[4]; attr(s, "micro.service") != "back" || attr(s, "rpc.method") != "TracedBack.Echo" {
+	if s := found[4]; attr(s, "micro.service") != "back" || attr(s, "http.route") != "TracedBack.Echo" {
 		t.Errorf("back span attributes: %v", s.Attributes)
 	}
 	if s := found[7]; attr(s, "messaging.destination.name") != "orders" {

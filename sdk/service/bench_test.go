@@ -10,9 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/microhost/micro/sdk/client"
 	"github.com/microhost/micro/sdk/registry"
 	"github.com/microhost/micro/sdk/service"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -67,9 +72,24 @@ func BenchmarkRawHTTP(b *testing.B) {
 
 // BenchmarkRPC is the same echo through the SDK: client → registry cache →
 // selector → built-in http transport → server → reflection-dispatched handler.
-func BenchmarkRPC(b *testing.B) {
+func BenchmarkRPC(b *testing.B) { benchRPC(b, nil) }
+
+// BenchmarkRPCTelemetry is BenchmarkRPC with tracing and metrics on: every
+// call sampled, a CLIENT and a SERVER span exported in batches to an exporter
+// that drops them, both request histograms observed. Its ratio to
+// BenchmarkRPC is the cost of telemetry.
+func BenchmarkRPCTelemetry(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+	)
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	benchRPC(b, telemetry.New(telemetry.WithTracerProvider(tp), telemetry.WithRegisterer(prometheus.NewRegistry())))
+}
+
+func benchRPC(b *testing.B, tel *telemetry.Telemetry) {
 	reg := registry.NewMemory()
-	svc := service.New("echo", service.Registry(reg), service.HandleSignals(false))
+	svc := service.New("echo", service.Registry(reg), service.HandleSignals(false), service.Telemetry(tel))
 	if err := svc.Handle(new(BenchEcho)); err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +101,7 @@ func BenchmarkRPC(b *testing.B) {
 
 	tr := transport.NewHTTP()
 	b.Cleanup(func() { tr.Close() })
-	cli := client.New(client.Registry(reg), client.Transport(tr), client.Timeout(10*time.Second))
+	cli := client.New(client.Registry(reg), client.Transport(tr), client.Timeout(10*time.Second), client.Telemetry(tel.For("caller")))
 	b.Cleanup(func() { cli.Close() })
 
 	b.ReportAllocs()

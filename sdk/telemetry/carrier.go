@@ -13,12 +13,37 @@ type HeaderCarrier map[string]string
 
 // Get returns the value of key in any letter case.
 func (c HeaderCarrier) Get(key string) string {
+	if k := canonical(key); k != "" {
+		if v, ok := c[k]; ok {
+			return v
+		}
+	}
 	v, _ := metadata.MD(c).Get(key)
 	return v
 }
 
 // Set stores value under the canonical form of key.
-func (c HeaderCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+func (c HeaderCarrier) Set(key, value string) {
+	if k := canonical(key); k != "" {
+		c[k] = value
+		return
+	}
+	metadata.MD(c).Set(key, value)
+}
+
+// canonical maps the propagators' lower-case names to the metadata table's
+// without allocating; "" for other names.
+func canonical(key string) string {
+	switch key {
+	case "traceparent":
+		return metadata.TraceParent
+	case "tracestate":
+		return metadata.TraceState
+	case "baggage":
+		return metadata.Baggage
+	}
+	return ""
+}
 
 // Keys lists the keys present.
 func (c HeaderCarrier) Keys() []string {

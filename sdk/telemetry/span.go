@@ -15,8 +15,6 @@ import (
 const (
 	// ServiceKey names the Microhost service a span's request was for.
 	ServiceKey = attribute.Key("micro.service")
-	// RPCSystem is rpc.system.name on Microhost RPC spans.
-	RPCSystem = "microhost"
 )
 
 // StartServer starts the SERVER span of an incoming request, named
@@ -26,41 +24,39 @@ func (t *Telemetry) StartServer(ctx context.Context, header map[string]string, m
 	if header != nil {
 		ctx = t.Extract(ctx, header)
 	}
-	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
-	return t.Tracer().Start(ctx, method+" "+route, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	all := make([]attribute.KeyValue, 0, len(attrs)+2)
+	all = append(all, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
+	return t.Tracer().Start(ctx, method+" "+route, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(append(all, attrs...)...))
 }
 
 // StartClient starts the CLIENT span of one try of a call to addr, named
 // "{method} {route}", and writes its trace context into header for the callee.
 // attempt counts from 0; later tries carry http.request.resend_count.
 func (t *Telemetry) StartClient(ctx context.Context, header map[string]string, method, route, addr string, attempt int, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
+	all := make([]attribute.KeyValue, 0, len(attrs)+5)
+	all = append(all, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
 	if host, port, err := net.SplitHostPort(addr); err == nil {
-		attrs = append(attrs, semconv.ServerAddressKey.String(host))
+		all = append(all, semconv.ServerAddressKey.String(host))
 		if p, err := strconv.Atoi(port); err == nil {
-			attrs = append(attrs, semconv.ServerPortKey.Int(p))
+			all = append(all, semconv.ServerPortKey.Int(p))
 		}
 	} else if addr != "" {
-		attrs = append(attrs, semconv.ServerAddressKey.String(addr))
+		all = append(all, semconv.ServerAddressKey.String(addr))
 	}
 	if attempt > 0 {
-		attrs = append(attrs, semconv.HTTPRequestResendCountKey.Int(attempt))
+		all = append(all, semconv.HTTPRequestResendCountKey.Int(attempt))
 	}
-	ctx, span := t.Tracer().Start(ctx, method+" "+route, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	ctx, span := t.Tracer().Start(ctx, method+" "+route, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(append(all, attrs...)...))
 	if header != nil {
 		t.Inject(ctx, header)
 	}
 	return ctx, span
 }
 
-// RPCAttributes describe a Microhost RPC: rpc.system.name, rpc.method (the
-// endpoint) and micro.service.
+// RPCAttributes describe a Microhost RPC beyond its route (the endpoint):
+// micro.service, the service called.
 func RPCAttributes(service, endpoint string) []attribute.KeyValue {
-	return []attribute.KeyValue{
-		semconv.RPCSystemNameKey.String(RPCSystem),
-		semconv.RPCMethodKey.String(endpoint),
-		ServiceKey.String(service),
-	}
+	return []attribute.KeyValue{ServiceKey.String(service)}
 }
 
 // EndServer records the status a request was answered with and ends span: 5xx
