@@ -42,7 +42,14 @@ func Instrument(b Broker, t *telemetry.Telemetry) Broker {
 		del, err2 = telemetry.Register(reg, del)
 		dur, err3 = telemetry.Register(reg, dur)
 		if err1 == nil && err2 == nil && err3 == nil {
-			ib.published, ib.delivered, ib.handled = pub, del, dur
+			name := b.Name()
+			ib.metrics = &brokerMetrics{
+				publishedOK:  pub.WithLabelValues(name, "ok"),
+				publishedErr: pub.WithLabelValues(name, "error"),
+				deliveredOK:  del.WithLabelValues(name, "ok"),
+				deliveredErr: del.WithLabelValues(name, "error"),
+				handled:      dur.WithLabelValues(name),
+			}
 		} else {
 			t.Logger().Warn("broker metrics are off", "error", firstError(err1, err2, err3).Error())
 		}
@@ -55,10 +62,16 @@ func Instrument(b Broker, t *telemetry.Telemetry) Broker {
 
 type instrumented struct {
 	Broker
-	tel       *telemetry.Telemetry
-	published *prometheus.CounterVec
-	delivered *prometheus.CounterVec
-	handled   *prometheus.HistogramVec
+	tel     *telemetry.Telemetry
+	metrics *brokerMetrics // nil without a registerer
+}
+
+// brokerMetrics are the broker's series, resolved once: a message costs no
+// label lookup.
+type brokerMetrics struct {
+	publishedOK, publishedErr prometheus.Counter
+	deliveredOK, deliveredErr prometheus.Counter
+	handled                   prometheus.Observer
 }
 
 func (b *instrumented) attrs(topic, op string) trace.SpanStartOption {
@@ -89,9 +102,15 @@ func (b *instrumented) startPublish(ctx context.Context, topic string, msg *Mess
 	if carried && !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = b.tel.Extract(ctx, msg.Header)
 	}
+	if !b.tel.Traces(ctx) {
+		return ctx, noSpan, msg // not traced here: no span, the message as it is
+	}
+	parent := trace.SpanContextFromContext(ctx).IsValid()
 	ctx, span := b.tel.Tracer().Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer), b.attrs(topic, "send"))
-	if carried {
-		return ctx, span, msg // the message keeps the trace context it carries
+	if carried || (!parent && !span.SpanContext().IsSampled()) {
+		// The message keeps the trace context it carries; and a new trace the
+		// sampler dropped is not worth a header on every message.
+		return ctx, span, msg
 	}
 	header := make(map[string]string, len(msg.Header)+3)
 	for k, v := range msg.Header {
@@ -101,10 +120,17 @@ func (b *instrumented) startPublish(ctx context.Context, topic string, msg *Mess
 	return ctx, span, &Message{Header: header, Body: msg.Body}
 }
 
+// noSpan stands in where nothing is traced; ending it does nothing.
+var noSpan = trace.SpanFromContext(context.Background())
+
 func (b *instrumented) endPublish(span trace.Span, err error) {
 	endSpan(span, err)
-	if b.published != nil {
-		b.published.WithLabelValues(b.Name(), result(err)).Inc()
+	if m := b.metrics; m != nil {
+		if err != nil {
+			m.publishedErr.Inc()
+		} else {
+			m.publishedOK.Inc()
+		}
 	}
 }
 
@@ -147,13 +173,23 @@ func (b *instrumented) Subscribe(ctx context.Context, topic string, h Handler, o
 		if m := d.Message(); m != nil {
 			ctx = b.tel.Extract(ctx, m.Header)
 		}
-		ctx, span := b.tel.Tracer().Start(ctx, "process "+d.Topic(), trace.WithSpanKind(trace.SpanKindConsumer),
-			b.attrs(d.Topic(), "process"), trace.WithAttributes(attribute.Int("messaging.delivery.attempt", d.Attempt())))
-		err := h(ctx, d)
-		endSpan(span, err)
-		if b.delivered != nil {
-			b.delivered.WithLabelValues(b.Name(), result(err)).Inc()
-			b.handled.WithLabelValues(b.Name()).Observe(time.Since(start).Seconds())
+		var err error
+		if b.tel.Traces(ctx) {
+			var span trace.Span
+			ctx, span = b.tel.Tracer().Start(ctx, "process "+d.Topic(), trace.WithSpanKind(trace.SpanKindConsumer),
+				b.attrs(d.Topic(), "process"), trace.WithAttributes(attribute.Int("messaging.delivery.attempt", d.Attempt())))
+			err = h(ctx, d)
+			endSpan(span, err)
+		} else {
+			err = h(ctx, d)
+		}
+		if m := b.metrics; m != nil {
+			if err != nil {
+				m.deliveredErr.Inc()
+			} else {
+				m.deliveredOK.Inc()
+			}
+			m.handled.Observe(time.Since(start).Seconds())
 		}
 		return err
 	}, opts...)
@@ -165,13 +201,6 @@ func endSpan(span trace.Span, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
-}
-
-func result(err error) string {
-	if err != nil {
-		return "error"
-	}
-	return "ok"
 }
 
 func firstError(errs ...error) error {

@@ -69,7 +69,7 @@ func newPluginTelemetry(info Info, extra []prometheus.Collector) (*pluginTelemet
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())),
 		sdktrace.WithSyncer(pt.spans),
 	)
-	pt.tel = telemetry.New(telemetry.WithTracerProvider(pt.tp), telemetry.WithRegisterer(pt.registry))
+	pt.tel = telemetry.New(telemetry.WithTracerProvider(pt.tp), telemetry.WithRegisterer(pt.registry), telemetry.ContinueOnly())
 	return pt, nil
 }
 

@@ -5,6 +5,8 @@
 package telemetry
 
 import (
+	"context"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
@@ -23,6 +25,8 @@ type Telemetry struct {
 	prop   propagation.TextMapPropagator
 	reg    prometheus.Registerer
 	log    hclog.Logger
+	// continueOnly: spans only continue a trace a caller started.
+	continueOnly bool
 }
 
 // Option configures New.
@@ -47,6 +51,13 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 // WithLogger writes request logs to l (default: nowhere).
 func WithLogger(l hclog.Logger) Option {
 	return func(t *Telemetry) { t.log = l }
+}
+
+// ContinueOnly makes spans only continue a trace the caller started: where no
+// trace context arrives, nothing is traced. A plugin uses it, so the host alone
+// decides what is traced, and untraced work costs no span.
+func ContinueOnly() Option {
+	return func(t *Telemetry) { t.continueOnly = true }
 }
 
 // New returns a Telemetry from opts.
@@ -96,6 +107,15 @@ func (t *Telemetry) Logged(l hclog.Logger) *Telemetry {
 	c := *t
 	c.log = l
 	return &c
+}
+
+// Traces reports whether work under ctx gets a span: tracing is on and, with
+// ContinueOnly, ctx carries a caller's span context.
+func (t *Telemetry) Traces(ctx context.Context) bool {
+	if !t.Tracing() {
+		return false
+	}
+	return !t.continueOnly || trace.SpanContextFromContext(ctx).IsValid()
 }
 
 // Tracing reports whether spans are recorded.
