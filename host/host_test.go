@@ -24,12 +24,26 @@ func quietLogger() hclog.Logger { return hclog.NewNullLogger() }
 // ready.
 func runHost(t *testing.T, opts ...host.Option) *host.Host {
 	t.Helper()
-	ready := make(chan *host.Host, 1)
-	opts = append(opts, host.WithLogger(quietLogger()), host.GatewayListen("127.0.0.1:0"), host.OnReady(func(h *host.Host) { ready <- h }))
-	h, err := host.New(context.Background(), opts...)
+	return startHost(t, append(opts, host.WithLogger(quietLogger()), host.GatewayListen("127.0.0.1:0"))...)
+}
+
+// startHost builds a host from opts, runs it until the test ends and returns
+// it once ready.
+func startHost(t *testing.T, opts ...host.Option) *host.Host {
+	t.Helper()
+	ready := make(chan struct{}, 1)
+	h, err := host.New(context.Background(), append(opts, host.OnReady(func(*host.Host) { ready <- struct{}{} }))...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	runUntilReady(t, h, ready)
+	return h
+}
+
+// runUntilReady runs h until the test ends (failing it if Run fails) and
+// returns when ready fires.
+func runUntilReady(t *testing.T, h *host.Host, ready <-chan struct{}) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
@@ -44,9 +58,8 @@ func runHost(t *testing.T, opts ...host.Option) *host.Host {
 	case err := <-done:
 		t.Fatalf("host stopped before it was ready: %v", err)
 	case <-time.After(20 * time.Second):
-		t.Fatal("host not ready")
+		t.Fatal("host not ready within 20s")
 	}
-	return h
 }
 
 func TestEmbeddedDefault(t *testing.T) {

@@ -76,32 +76,6 @@ func brokerPluginDir(t *testing.T) string {
 	return dir
 }
 
-// startHost builds a host from opts, runs it until the test ends and returns
-// it once ready.
-func startHost(t *testing.T, opts ...host.Option) *host.Host {
-	t.Helper()
-	ready := make(chan struct{}, 1)
-	h, err := host.New(context.Background(), append(opts, host.OnReady(func(*host.Host) { ready <- struct{}{} }))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("host Run: %v", err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("host stopped before it was ready: %v", err)
-	}
-	return h
-}
-
 func serviceNamed(t *testing.T, h *host.Host, name string) *service.Service {
 	t.Helper()
 	for _, s := range h.Services() {
@@ -163,20 +137,7 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("host Run: %v", err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("host stopped: %v", err)
-	}
+	runUntilReady(t, h, ready)
 
 	// The client's own trace context: the gateway continues it.
 	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
