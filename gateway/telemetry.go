@@ -47,6 +47,6 @@ func (s *state) startTry(ctx context.Context, c *backendCall, header map[string]
 		return ctx, header, nil
 	}
 	header = cloneHeader(header, 3) // never the call's own: tries run one at a time, but it is the caller's
-	ctx, span := tel.StartClient(ctx, header, http.MethodPost, c.endpoint, addr, attempt, telemetry.RPCAttributes(c.service, c.endpoint)...)
+	ctx, span := tel.StartClient(ctx, header, http.MethodPost, c.endpoint, addr, attempt, telemetry.ServiceKey.String(c.service))
 	return ctx, header, span
 }

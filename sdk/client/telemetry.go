@@ -30,7 +30,7 @@ func (c *Client) try(ctx context.Context, req *Request, attempt int, addr string
 		return c.callNode(ctx, addr, header, body, rsp, co)
 	}
 	start := time.Now()
-	ctx, span := tel.StartClient(ctx, header, http.MethodPost, req.Endpoint, addr, attempt, telemetry.RPCAttributes(req.Service, req.Endpoint)...)
+	ctx, span := tel.StartClient(ctx, header, http.MethodPost, req.Endpoint, addr, attempt, telemetry.ServiceKey.String(req.Service))
 	err := c.callNode(ctx, addr, header, body, rsp, co)
 	status := tryStatus(ctx, err)
 	telemetry.EndClient(span, status, err)

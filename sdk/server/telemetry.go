@@ -45,7 +45,7 @@ func (s *Server) route(endpoint string) string {
 func (s *Server) observeRequest(ctx context.Context, req *transport.Message) *transport.Message {
 	start := time.Now()
 	route := s.route(req.Header[metadata.Endpoint])
-	ctx, span := s.tel.StartServer(ctx, req.Header, http.MethodPost, route, telemetry.RPCAttributes(s.name, route)...)
+	ctx, span := s.tel.StartServer(ctx, req.Header, http.MethodPost, route, telemetry.ServiceKey.String(s.name))
 	resp := s.serveRequest(ctx, req)
 	status := http.StatusOK
 	if v := resp.Header[metadata.Status]; v != "" {
@@ -61,7 +61,7 @@ func (s *Server) observeRequest(ctx context.Context, req *transport.Message) *tr
 func (s *Server) observeStream(ctx context.Context, header map[string]string, ts transport.Stream) error {
 	start := time.Now()
 	route := s.route(header[metadata.Endpoint])
-	ctx, span := s.tel.StartServer(ctx, header, http.MethodPost, route, telemetry.RPCAttributes(s.name, route)...)
+	ctx, span := s.tel.StartServer(ctx, header, http.MethodPost, route, telemetry.ServiceKey.String(s.name))
 	err := s.serveStream(ctx, header, ts)
 	status := http.StatusOK
 	if err != nil {

@@ -87,6 +87,23 @@ func BenchmarkRPCTelemetry(b *testing.B) {
 	benchRPC(b, telemetry.New(telemetry.WithTracerProvider(tp), telemetry.WithRegisterer(prometheus.NewRegistry())))
 }
 
+// BenchmarkRPCMetrics is BenchmarkRPC with metrics on and tracing off (trace
+// context still passes through).
+func BenchmarkRPCMetrics(b *testing.B) {
+	benchRPC(b, telemetry.New(telemetry.WithRegisterer(prometheus.NewRegistry())))
+}
+
+// BenchmarkRPCTelemetrySampled is BenchmarkRPCTelemetry with the sampler most
+// deployments run, parent-based with 10% of new traces recorded.
+func BenchmarkRPCTelemetrySampled(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
+		sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+	)
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	benchRPC(b, telemetry.New(telemetry.WithTracerProvider(tp), telemetry.WithRegisterer(prometheus.NewRegistry())))
+}
+
 func benchRPC(b *testing.B, tel *telemetry.Telemetry) {
 	reg := registry.NewMemory()
 	svc := service.New("echo", service.Registry(reg), service.HandleSignals(false), service.Telemetry(tel))

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/microhost/micro/sdk/metadata"
 )
 
 // Attributes Microhost adds to the semantic conventions' own.
@@ -21,43 +23,89 @@ const (
 // "{method} {route}" and parented by the caller's trace context in header (nil
 // when there is none to read).
 func (t *Telemetry) StartServer(ctx context.Context, header map[string]string, method, route string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !t.Tracing() {
+		// No spans here, but a caller's trace context still passes through to
+		// the calls this request makes.
+		if header[metadata.TraceParent] != "" {
+			ctx = t.Extract(ctx, header)
+		}
+		return ctx, noSpan
+	}
 	if header != nil {
 		ctx = t.Extract(ctx, header)
 	}
-	all := make([]attribute.KeyValue, 0, len(attrs)+2)
-	all = append(all, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
-	return t.Tracer().Start(ctx, method+" "+route, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(append(all, attrs...)...))
+	ctx, span := t.Tracer().Start(ctx, t.spanName(method, route), serverKind)
+	if span.IsRecording() { // a span the sampler dropped is not worth its attributes
+		all := make([]attribute.KeyValue, 0, len(attrs)+3)
+		all = append(all, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
+		span.SetAttributes(append(all, attrs...)...)
+	}
+	return ctx, span
 }
 
 // StartClient starts the CLIENT span of one try of a call to addr, named
 // "{method} {route}", and writes its trace context into header for the callee.
 // attempt counts from 0; later tries carry http.request.resend_count.
 func (t *Telemetry) StartClient(ctx context.Context, header map[string]string, method, route, addr string, attempt int, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	all := make([]attribute.KeyValue, 0, len(attrs)+5)
-	all = append(all, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
-	if host, port, err := net.SplitHostPort(addr); err == nil {
-		all = append(all, semconv.ServerAddressKey.String(host))
-		if p, err := strconv.Atoi(port); err == nil {
-			all = append(all, semconv.ServerPortKey.Int(p))
+	if !t.Tracing() {
+		// No spans here; a trace context that came in still goes on.
+		if header != nil && trace.SpanContextFromContext(ctx).IsValid() {
+			t.Inject(ctx, header)
 		}
-	} else if addr != "" {
-		all = append(all, semconv.ServerAddressKey.String(addr))
+		return ctx, noSpan
 	}
-	if attempt > 0 {
-		all = append(all, semconv.HTTPRequestResendCountKey.Int(attempt))
+	ctx, span := t.Tracer().Start(ctx, t.spanName(method, route), clientKind)
+	if span.IsRecording() { // a span the sampler dropped is not worth its attributes
+		all := make([]attribute.KeyValue, 0, len(attrs)+6)
+		all = append(all, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
+		if host, port, err := net.SplitHostPort(addr); err == nil {
+			all = append(all, semconv.ServerAddressKey.String(host))
+			if p, err := strconv.Atoi(port); err == nil {
+				all = append(all, semconv.ServerPortKey.Int(p))
+			}
+		} else if addr != "" {
+			all = append(all, semconv.ServerAddressKey.String(addr))
+		}
+		if attempt > 0 {
+			all = append(all, semconv.HTTPRequestResendCountKey.Int(attempt))
+		}
+		span.SetAttributes(append(all, attrs...)...)
 	}
-	ctx, span := t.Tracer().Start(ctx, method+" "+route, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(append(all, attrs...)...))
 	if header != nil {
 		t.Inject(ctx, header)
 	}
 	return ctx, span
 }
 
-// RPCAttributes describe a Microhost RPC beyond its route (the endpoint):
-// micro.service, the service called.
-func RPCAttributes(service, endpoint string) []attribute.KeyValue {
-	return []attribute.KeyValue{ServiceKey.String(service)}
+// maxSpanNames bounds the span names a Telemetry keeps built.
+const maxSpanNames = 4096
+
+// spanName is "{method} {route}", built once per route: routes are templates
+// and endpoint names, a bounded set.
+func (t *Telemetry) spanName(method, route string) string {
+	if t.names == nil {
+		return method + " " + route
+	}
+	key := [2]string{method, route}
+	if v, ok := t.names.m.Load(key); ok {
+		return v.(string)
+	}
+	name := method + " " + route
+	if t.names.n.Add(1) <= maxSpanNames {
+		t.names.m.Store(key, name)
+	}
+	return name
 }
+
+// The span kinds as start options, built once.
+var (
+	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+	clientKind = trace.WithSpanKind(trace.SpanKindClient)
+)
+
+// noSpan is what the Start functions return when tracing is off: ending it
+// does nothing.
+var noSpan = trace.SpanFromContext(context.Background())
 
 // EndServer records the status a request was answered with and ends span: 5xx
 // marks the span as an error, as the conventions say for servers.
