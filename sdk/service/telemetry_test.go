@@ -216,3 +216,45 @@ func hasMetric(families []*dto.MetricFamily, name string, labels map[string]stri
 	}
 	return false
 }
+
+// TestTraceContextPassesThroughUntracedService checks a service with tracing
+// off still hands the caller's trace context on: the back service's span
+// joins the caller's trace across a relay that records no spans.
+func TestTraceContextPassesThroughUntracedService(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	traced := telemetry.New(telemetry.WithTracerProvider(tp), telemetry.WithRegisterer(prometheus.NewRegistry()))
+	untraced := telemetry.New(telemetry.WithRegisterer(prometheus.NewRegistry()))
+
+	reg := registry.NewMemory()
+	b := broker.NewMemory()
+	t.Cleanup(func() { b.Close() })
+	startTelemetryService(t, "back", reg, b, traced, &Echo{instance: "b1"})
+	startTelemetryService(t, "front", reg, b, untraced, nil)
+
+	cli := client.New(client.Registry(reg), client.Telemetry(traced.For("caller")))
+	t.Cleanup(func() { cli.Close() })
+	ctx, root := tp.Tracer("test").Start(context.Background(), "root")
+	var rsp EchoResponse
+	if err := cli.Call(ctx, "front", "Relay.Do", &EchoRequest{Text: "hi"}, &rsp); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	want := root.SpanContext().TraceID()
+	var backSpan sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindServer {
+			if backSpan != nil {
+				t.Fatalf("two SERVER spans (%q and %q): the untraced front recorded one", backSpan.Name(), s.Name())
+			}
+			backSpan = s
+		}
+	}
+	if backSpan == nil {
+		t.Fatal("the back service recorded no SERVER span")
+	}
+	if got := backSpan.SpanContext().TraceID(); got != want {
+		t.Fatalf("back's span is in trace %s, want the caller's %s: the untraced front dropped the trace context", got, want)
+	}
+}
