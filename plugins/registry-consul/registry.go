@@ -202,25 +202,49 @@ func (r *consulRegistry) takeAll() map[string]*lease {
 }
 
 // keepAlive passes l's TTL check every ttl/3 until the lease expires (nobody
-// registered the node again: Consul then marks it critical after ttl) or stop.
-// When the update fails because Consul no longer knows the check (the agent
-// restarted, and dev agents keep nothing), it registers the instance again.
+// registered the node again) or stop. At expiry it marks the check critical
+// itself, so the instance leaves the passing set when its TTL says, not up to a
+// TTL later when Consul's own timer fires; if the plugin is gone, that timer
+// still expires it. When an update fails because Consul no longer knows the
+// check (the agent restarted, and dev agents keep nothing), it registers the
+// instance again.
 func (r *consulRegistry) keepAlive(client *api.Client, l *lease) {
 	every := max(l.ttl/3, 100*time.Millisecond)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	expiry := time.NewTimer(time.Until(l.expires))
+	defer expiry.Stop()
 	for {
 		select {
 		case <-l.stop:
 			return
+		case <-expiry.C:
+			r.expire(client, l, every)
+			return
 		case <-tick.C:
 		}
-		if time.Now().After(l.expires) {
+		if !time.Now().Before(l.expires) {
+			r.expire(client, l, every)
 			return
 		}
 		if !r.refresh(client, l, every) {
 			return
 		}
+	}
+}
+
+// expire marks l's TTL check critical: its registration's TTL elapsed without
+// a renewal. Nothing is done if l was retired meanwhile (renewed or removed).
+func (r *consulRegistry) expire(client *api.Client, l *lease, timeout time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retired {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := client.Agent().UpdateTTLOpts(checkID(l.reg.ID), "the registration's TTL elapsed without a renewal", api.HealthCritical, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		r.log.Debug("cannot mark an expired instance critical; Consul's TTL will", "service", l.reg.Name, "node", l.reg.ID, "error", err)
 	}
 }
 
