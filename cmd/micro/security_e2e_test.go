@@ -130,6 +130,27 @@ security {
 	if code, out := get(mint("reader")); code != 200 || !strings.Contains(out, "Hello Ada") {
 		t.Fatalf("with the role: %d %s\n%s", code, out, stderr.String())
 	}
+
+	// micro call dials the services with the TLS files of micro.hcl and sends
+	// --token as the bearer token.
+	call := func(args ...string) (string, error) {
+		c := exec.Command(micro, append([]string{"call"}, args...)...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "TEST_JWT_SECRET="+secret)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	// Without a token the caller is the certificate's identity, which has no
+	// role: authenticated, not allowed.
+	if out, err := call("counter", "Counter.Greet", `{"name":"Ada"}`); err == nil || !strings.Contains(out, "403") {
+		t.Errorf("micro call without a token: %v\n%s", err, out)
+	}
+	if out, err := call("--token", mint("reader"), "counter", "Counter.Greet", `{"name":"Ada"}`); err != nil || !strings.Contains(out, "Hello Ada") {
+		t.Errorf("micro call with a token: %v\n%s", err, out)
+	}
+	if out, err := call("--token", mint("reader"), "--ca", filepath.Join(dir, "host.crt"), "counter", "Counter.Greet", `{}`); err == nil {
+		t.Errorf("micro call trusting the wrong CA answered:\n%s", out)
+	}
 }
 
 // writeTestPKI writes a CA (ca.crt) and a certificate for 127.0.0.1 that

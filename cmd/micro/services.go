@@ -7,13 +7,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/microhost/micro/host"
+	"github.com/microhost/micro/host/config"
+	"github.com/microhost/micro/sdk/auth"
+	"github.com/microhost/micro/sdk/auth/tlsconfig"
 	"github.com/microhost/micro/sdk/client"
+	"github.com/microhost/micro/sdk/transport"
 )
 
 func servicesCommand() *command {
@@ -37,10 +43,14 @@ func callCommand() *command {
 		run:     runCall,
 		usage: func(a *app, w io.Writer) {
 			fmt.Fprintln(w, "Usage:")
-			fmt.Fprintln(w, "  micro call [--dir DIR] [--timeout 5s] <service> <Handler.Method> '<json>'")
+			fmt.Fprintln(w, "  micro call [--dir DIR] [--timeout 5s] [--token JWT] [--cert FILE --key FILE] [--ca FILE]")
+			fmt.Fprintln(w, "             <service> <Handler.Method> '<json>'")
 			fmt.Fprintln(w)
 			fmt.Fprintln(w, "Calls through the registry of the host started by `micro run` in DIR (default .)")
 			fmt.Fprintln(w, "and prints the JSON answer; an error prints its envelope and exits 1.")
+			fmt.Fprintln(w, "--token (default $MICRO_TOKEN) is sent as a bearer token. When DIR's micro.hcl")
+			fmt.Fprintln(w, "has a security tls block, the call uses its certificate, key and CA unless")
+			fmt.Fprintln(w, "--cert, --key and --ca name others.")
 		},
 	}
 }
@@ -95,6 +105,11 @@ func runCall(a *app, ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("micro call", flag.ContinueOnError)
 	dir := fs.String("dir", ".", "the `DIR`ectory micro run was started in")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
+	token := fs.String("token", os.Getenv("MICRO_TOKEN"), "a bearer `JWT` to send (default $MICRO_TOKEN)")
+	var files tlsconfig.Files
+	fs.StringVar(&files.CertFile, "cert", "", "the client certificate `FILE` for mutual TLS")
+	fs.StringVar(&files.KeyFile, "key", "", "the client certificate's private key `FILE`")
+	fs.StringVar(&files.CAFile, "ca", "", "the CA bundle `FILE` services' certificates are checked against")
 	rest, err := parseFlags(a, fs, args)
 	if err != nil {
 		return err
@@ -114,7 +129,25 @@ func runCall(a *app, ctx context.Context, args []string) error {
 		return err
 	}
 	defer remote.Close()
-	c := client.New(client.Registry(remote.Registry), client.Timeout(*timeout))
+	opts := []client.Option{client.Registry(remote.Registry), client.Timeout(*timeout)}
+	tlsFiles, err := callTLS(*dir, files)
+	if err != nil {
+		return err
+	}
+	if tlsFiles != nil {
+		certs, err := tlsconfig.New(*tlsFiles)
+		if err != nil {
+			return fmt.Errorf("TLS for micro call: %w", err)
+		}
+		defer certs.Close()
+		tr := transport.NewHTTP(transport.ClientTLS(certs.ClientConfig()))
+		defer tr.Close()
+		opts = append(opts, client.Transport(tr))
+	}
+	if *token != "" {
+		opts = append(opts, client.WithMiddleware(auth.BearerToken(auth.StaticToken(*token))))
+	}
+	c := client.New(opts...)
 	defer c.Close()
 	var rsp json.RawMessage
 	if err := c.Call(ctx, rest[0], rest[1], body, &rsp); err != nil {
@@ -127,4 +160,29 @@ func runCall(a *app, ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(a.stdout, out.String())
 	return nil
+}
+
+// callTLS is the TLS micro call dials services with: the flags' files, else
+// the security tls block of DIR's micro.hcl, else none (plain HTTP).
+func callTLS(dir string, flags tlsconfig.Files) (*tlsconfig.Files, error) {
+	if flags.CertFile != "" || flags.KeyFile != "" || flags.CAFile != "" {
+		if (flags.CertFile == "") != (flags.KeyFile == "") {
+			return nil, usageErrorf("--cert and --key go together")
+		}
+		return &flags, nil
+	}
+	path := filepath.Join(dir, "micro.hcl")
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s for its TLS settings (or give --cert, --key and --ca): %w", path, err)
+	}
+	if cfg.Security == nil || cfg.Security.TLS == nil {
+		return nil, nil
+	}
+	files := *cfg.Security.TLS
+	files.RequireClientCert = false // a client setting has no use for it
+	return &files, nil
 }
