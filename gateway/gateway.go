@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	stderrors "errors"
 	"fmt"
@@ -136,13 +137,22 @@ func (g *Gateway) acquire() *state {
 	}
 }
 
-// Start binds Config.Listen and serves in the background until Shutdown.
-func (g *Gateway) Start(ctx context.Context) error {
+// Start listens on the configured address and serves in the background;
+// Shutdown or Close stops it.
+func (g *Gateway) Start(ctx context.Context) error { return g.StartTLS(ctx, nil) }
+
+// StartTLS is Start serving HTTPS with cfg (plain HTTP when cfg is nil). cfg
+// may pick certificates per handshake, so a reloading certificate keeps
+// working without a restart.
+func (g *Gateway) StartTLS(ctx context.Context, cfg *tls.Config) error {
 	var lc net.ListenConfig
 	addr := g.Config().Listen
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w", addr, err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	srv, done, err := g.attach(ln)
 	if err != nil {

@@ -2,10 +2,13 @@ package host
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/microhost/micro/gateway"
+	"github.com/microhost/micro/sdk/auth/tlsconfig"
 )
 
 // gatewayDrain bounds how long the gateway lets requests in flight finish on stop.
@@ -46,10 +49,35 @@ func (h *Host) buildGateway() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", rangeString(h.cfg.Gateway.Range), err)
 	}
+	var certs *tlsconfig.Reloader
+	if files := h.cfg.Gateway.TLS; files != nil {
+		if err := h.cfg.Gateway.Check(); err != nil {
+			g.Close()
+			return err
+		}
+		if certs, err = tlsconfig.New(*files, tlsconfig.Logger(h.log.Named("gateway").Warn)); err != nil {
+			g.Close()
+			return fmt.Errorf("%s: gateway tls: %w", rangeString(h.cfg.Gateway.TLSRange), err)
+		}
+	}
 	h.gw.Lock()
-	h.gateway = g
+	h.gateway, h.gatewayCerts = g, certs
 	h.gw.Unlock()
 	return nil
+}
+
+// GatewayURL is the gateway's base URL, https:// when it serves TLS; "" when
+// it is not serving.
+func (h *Host) GatewayURL() string {
+	h.gw.Lock()
+	defer h.gw.Unlock()
+	if h.gateway == nil || h.gateway.Addr() == "" {
+		return ""
+	}
+	if h.gatewayCerts != nil {
+		return "https://" + h.gateway.Addr()
+	}
+	return "http://" + h.gateway.Addr()
 }
 
 // Gateway returns the host's API gateway, nil when the config has none.
@@ -67,12 +95,16 @@ func (h *Host) adoptGateway(old *Host) {
 	defer old.gw.Unlock()
 	h.gw.Lock()
 	defer h.gw.Unlock()
-	if old.gateway == nil || !old.gatewayServing || h.gateway == nil || old.gateway.Config().Listen != h.gatewayConfig().Listen {
+	if old.gateway == nil || !old.gatewayServing || h.gateway == nil || old.gateway.Config().Listen != h.gatewayConfig().Listen ||
+		!reflect.DeepEqual(old.cfg.Gateway.TLS, h.cfg.Gateway.TLS) {
 		return
 	}
 	h.gateway.Close() // built to validate the new config; never served
-	h.gateway, h.gatewayServing, h.gatewayAdopted = old.gateway, true, true
-	old.gateway, old.gatewayServing = nil, false
+	if h.gatewayCerts != nil {
+		h.gatewayCerts.Close() // the adopted gateway keeps its own, reloading the same files
+	}
+	h.gateway, h.gatewayCerts, h.gatewayServing, h.gatewayAdopted = old.gateway, old.gatewayCerts, true, true
+	old.gateway, old.gatewayCerts, old.gatewayServing = nil, nil, false
 }
 
 // startGateway serves the gateway, or swaps the new routes into the adopted one.
@@ -89,20 +121,34 @@ func (h *Host) startGateway(ctx context.Context) error {
 		h.log.Info("gateway routes swapped", "address", h.gateway.Addr())
 		return nil
 	}
-	if err := h.gateway.Start(ctx); err != nil {
+	var tlsCfg *tls.Config
+	if h.gatewayCerts != nil {
+		var err error
+		if tlsCfg, err = h.gatewayCerts.ServerConfig(); err != nil {
+			return fmt.Errorf("%s: gateway tls: %w", rangeString(h.cfg.Gateway.TLSRange), err)
+		}
+	}
+	if err := h.gateway.StartTLS(ctx, tlsCfg); err != nil {
 		return fmt.Errorf("%s: %w (set another gateway listen address, or micro run --gateway ADDR)", rangeString(h.cfg.Gateway.ListenRange), err)
 	}
 	h.gatewayServing = true
-	h.log.Info("gateway ready", "address", h.gateway.Addr(), "docs", "http://"+h.gateway.Addr()+"/api/docs")
+	scheme := "http://"
+	if tlsCfg != nil {
+		scheme = "https://"
+	}
+	h.log.Info("gateway ready", "address", h.gateway.Addr(), "docs", scheme+h.gateway.Addr()+"/api/docs")
 	return nil
 }
 
 // stopGateway drains the gateway unless a reloaded host took it over.
 func (h *Host) stopGateway() {
 	h.gw.Lock()
-	g := h.gateway
-	h.gateway, h.gatewayServing = nil, false
+	g, certs := h.gateway, h.gatewayCerts
+	h.gateway, h.gatewayCerts, h.gatewayServing = nil, nil, false
 	h.gw.Unlock()
+	if certs != nil {
+		defer certs.Close()
+	}
 	if g == nil {
 		return
 	}

@@ -2,6 +2,8 @@ package host_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -91,5 +93,67 @@ gateway {
 	}
 	if code, _ := get(addr, "/ready"); code != 200 {
 		t.Fatalf("ready after reload: %d", code)
+	}
+}
+
+// TestGatewayServesHTTPS runs a gateway with a tls block: it answers over
+// HTTPS with the configured certificate (checked against the CA), refuses
+// plain HTTP, and a certificate file that cannot be read stops start-up at the
+// block's position.
+func TestGatewayServesHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newPKI(t, dir, "ca")
+	ca.issue("gateway", "spiffe://test/gateway")
+	path := filepath.Join(dir, "micro.hcl")
+	src := `service "helloworld" {}
+gateway {
+  listen = "127.0.0.1:0"
+  tls {
+    cert_file = "gateway.crt"
+    key_file  = "gateway.key"
+  }
+  route "GET /hello/{name}" {
+    service  = "helloworld"
+    endpoint = "Greeter.Hello"
+  }
+}
+`
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := runHost(t, host.WithConfigFile(path), host.WithServiceHandler("helloworld", new(greeter.Greeter)))
+	url := h.GatewayURL()
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("GatewayURL = %q, want https://", url)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	t.Cleanup(c.CloseIdleConnections)
+	resp, err := c.Get(url + "/hello/Ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Hello Ada") {
+		t.Fatalf("GET over HTTPS: %d %s", resp.StatusCode, body)
+	}
+	if resp, err := http.Get("http://" + strings.TrimPrefix(url, "https://") + "/hello/Ada"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("plain HTTP to the HTTPS gateway answered 200: %s", b)
+		}
+	}
+
+	bad := strings.Replace(src, `"gateway.key"`, `"missing.key"`, 1)
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = host.New(context.Background(), host.WithConfigFile(path), host.WithLogger(quietLogger()),
+		host.WithServiceHandler("helloworld", new(greeter.Greeter)))
+	if err == nil || !strings.Contains(err.Error(), "micro.hcl:6:17") || !strings.Contains(err.Error(), "missing.key") {
+		t.Fatalf("New with an unreadable key = %v; want an error at key_file (micro.hcl:6:17) naming missing.key", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/microhost/micro/gateway"
 	"github.com/microhost/micro/host/config"
 	"github.com/microhost/micro/host/plugins"
+	"github.com/microhost/micro/sdk/auth/tlsconfig"
 	"github.com/microhost/micro/sdk/broker"
 	"github.com/microhost/micro/sdk/client"
 	"github.com/microhost/micro/sdk/plugin"
@@ -49,8 +50,9 @@ type Host struct {
 
 	gw             sync.Mutex // guards the gateway fields: a reload hands the gateway over
 	gateway        *gateway.Gateway
-	gatewayServing bool // listening (started by this host or adopted)
-	gatewayAdopted bool // taken over from the host this one replaced
+	gatewayServing bool                // listening (started by this host or adopted)
+	gatewayAdopted bool                // taken over from the host this one replaced
+	gatewayCerts   *tlsconfig.Reloader // the gateway's HTTPS certificate; nil for plain HTTP
 
 	closeOnce sync.Once
 }

@@ -41,6 +41,9 @@ func runConfig(a *app, ctx context.Context, args []string) error {
 		if err := cfg.Security.Check(); err != nil { // the key and certificate files, as start-up loads them
 			return err
 		}
+		if err := cfg.Gateway.Check(); err != nil {
+			return err
+		}
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(a.stderr, "warning: %s\n", w.Error())
 		}

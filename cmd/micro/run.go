@@ -143,7 +143,8 @@ func (a *app) printReady(h *host.Host, file string, examples map[string]string, 
 		}
 	}
 	if g := h.Gateway(); g != nil {
-		fmt.Fprintf(a.stdout, "  gateway %-12s http://%s   (API docs http://%s/api/docs)\n", "", g.Addr(), g.Addr())
+		url := h.GatewayURL()
+		fmt.Fprintf(a.stdout, "  gateway %-12s %s   (API docs %s/api/docs)\n", "", url, url)
 		for _, r := range g.Config().Routes {
 			fmt.Fprintf(a.stdout, "    %-28s -> %s %s\n", r.Pattern, r.Service, r.Endpoint)
 		}

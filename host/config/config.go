@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/microhost/micro/gateway"
+	"github.com/microhost/micro/sdk/auth/tlsconfig"
 )
 
 // FileName is the configuration file `micro run` looks for.
@@ -251,10 +252,29 @@ func (p *Plugin) ConfigRangeAt(pointer string) hcl.Range {
 // gateway.Config the host runs, and where it came from.
 type Gateway struct {
 	gateway.Config
+	// TLS serves the gateway over HTTPS with these files (reloaded when they
+	// change); nil serves plain HTTP.
+	TLS *tlsconfig.Files `json:"tls,omitempty"`
 	// Range is the block header.
 	Range hcl.Range `json:"-"`
 	// ListenRange is the listen attribute, or Range when it is defaulted.
 	ListenRange hcl.Range `json:"-"`
+	// TLSRange is the tls block.
+	TLSRange hcl.Range `json:"-"`
+
+	tlsFiles map[string]hcl.Range // each TLS file → the attribute naming it
+}
+
+// Check loads the gateway's TLS files as start-up does; a problem comes back
+// at the attribute that names the file.
+func (g *Gateway) Check() error {
+	if g == nil || g.TLS == nil {
+		return nil
+	}
+	if d := checkTLS(*g.TLS, g.tlsFiles, g.TLSRange); d != nil {
+		return newError(hcl.Diagnostics{d})
+	}
+	return nil
 }
 
 // Service returns the service called name, or nil.

@@ -59,6 +59,10 @@
 //	  max_body = "4MiB"                              # request body limit (the default)
 //	  timeout  = "10s"                               # per-route default (the default)
 //	  auth     = false                               # routes need a bearer token (default false)
+//	  tls {                                          # serve HTTPS (files reloaded when they change)
+//	    cert_file = "gateway.crt"
+//	    key_file  = "gateway.key"
+//	  }
 //	  cors { allow_origins = ["https://app.example.com", "*.example.com"] }
 //	  breaker {                                      # per backend service
 //	    failures           = 5                       # consecutive, to open (the default)

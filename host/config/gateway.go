@@ -18,7 +18,7 @@ var (
 	gatewaySchema = bodySchema{
 		attrs: []string{"listen", "max_body", "timeout", "auth"},
 		blocks: []blockSpec{
-			{typ: "cors"}, {typ: "breaker"}, {typ: "docs"},
+			{typ: "cors"}, {typ: "breaker"}, {typ: "docs"}, {typ: "tls"},
 			{typ: "backend", label: "service"}, {typ: "route", label: "pattern"}, {typ: "aggregate", label: "pattern"},
 		},
 	}
@@ -66,6 +66,10 @@ func (d *decoder) decodeGateway(b *hclsyntax.Block, sec *Security) *Gateway {
 		g.Auth, _ = d.boolean(a)
 	}
 	all := byType(blocks)
+	if tb := d.single(all["tls"]); tb != nil {
+		g.TLS, g.tlsFiles = d.decodeTLSFiles(tb, "the gateway serves HTTPS with this certificate")
+		g.TLSRange = tb.DefRange()
+	}
 	if cb := d.single(all["cors"]); cb != nil {
 		g.CORS = d.decodeCORS(cb)
 	}

@@ -318,9 +318,18 @@ func (d *decoder) decodeInternal(b *hclsyntax.Block, s *Security) *auth.Internal
 }
 
 func (d *decoder) decodeTLS(b *hclsyntax.Block, s *Security) *tlsconfig.Files {
+	f, files := d.decodeTLSFiles(b, "every service serves TLS with this certificate")
+	s.tlsFiles = files
+	return f
+}
+
+// decodeTLSFiles decodes a tls block; why says what the certificate is for,
+// in the message when it is missing. files maps each file named to the
+// attribute that names it, for errors found when the files are loaded.
+func (d *decoder) decodeTLSFiles(b *hclsyntax.Block, why string) (f *tlsconfig.Files, files map[string]hcl.Range) {
 	attrs, _ := d.content(b.Body, tlsSchema)
-	f := &tlsconfig.Files{}
-	s.tlsFiles = map[string]hcl.Range{}
+	f = &tlsconfig.Files{}
+	files = map[string]hcl.Range{}
 	for _, p := range []struct {
 		name string
 		dst  *string
@@ -329,13 +338,13 @@ func (d *decoder) decodeTLS(b *hclsyntax.Block, s *Security) *tlsconfig.Files {
 		if a == nil {
 			if p.name != "ca_file" {
 				d.errorf(b.DefRange(), fmt.Sprintf("Missing %s for tls", p.name),
-					"every service serves TLS with this certificate; expected cert_file and key_file, such as cert_file = \"tls.crt\" and key_file = \"tls.key\"")
+					"%s; expected cert_file and key_file, such as cert_file = \"tls.crt\" and key_file = \"tls.key\"", why)
 			}
 			continue
 		}
 		if v, ok := d.pathAttr(a); ok {
 			*p.dst = v
-			s.tlsFiles[v] = a.Expr.Range()
+			files[v] = a.Expr.Range()
 		}
 	}
 	if a := attrs["require_client_cert"]; a != nil {
@@ -351,7 +360,7 @@ func (d *decoder) decodeTLS(b *hclsyntax.Block, s *Security) *tlsconfig.Files {
 	if a := attrs["poll_interval"]; a != nil {
 		f.PollInterval, _ = d.duration(a, false)
 	}
-	return f
+	return f, files
 }
 
 func (d *decoder) decodeRBAC(b *hclsyntax.Block) auth.RBACConfig {
@@ -495,21 +504,33 @@ func (s *Security) Check() error {
 		}
 	}
 	if s.TLS != nil {
-		r, err := tlsconfig.New(*s.TLS)
-		if err != nil {
-			rng, longest := s.TLSRange, 0
-			for file, at := range s.tlsFiles {
-				if len(file) > longest && strings.Contains(err.Error(), file) {
-					rng, longest = at, len(file)
-				}
-			}
-			add(rng, "Unusable TLS files", err, "a PEM certificate chain with its matching private key, and a PEM CA bundle")
-		} else {
-			r.Close()
+		if d := checkTLS(*s.TLS, s.tlsFiles, s.TLSRange); d != nil {
+			diags = append(diags, d)
 		}
 	}
 	if len(diags) == 0 {
 		return nil
 	}
 	return newError(diags)
+}
+
+// checkTLS loads files as start-up does; a problem comes back at the attribute
+// that names the file at fault (named maps files to them), else at block.
+func checkTLS(files tlsconfig.Files, named map[string]hcl.Range, block hcl.Range) *hcl.Diagnostic {
+	r, err := tlsconfig.New(files)
+	if err == nil {
+		r.Close()
+		return nil
+	}
+	rng, longest := block, 0
+	for file, at := range named {
+		if len(file) > longest && strings.Contains(err.Error(), file) {
+			rng, longest = at, len(file)
+		}
+	}
+	detail := trimAuth(err)
+	if !strings.Contains(detail, "expected") {
+		detail += "; expected a PEM certificate chain with its matching private key, and a PEM CA bundle"
+	}
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unusable TLS files", Subject: rng.Ptr(), Detail: detail}
 }

@@ -7,6 +7,11 @@ service "orders" {}
 gateway {
   auth = true # every route below unless it says otherwise
 
+  tls { # HTTPS for the gateway's own listener
+    cert_file = "certs/gateway.crt"
+    key_file  = "certs/gateway.key"
+  }
+
   route "GET /orders/{id}" {
     service  = "orders"
     endpoint = "Orders.Get"
