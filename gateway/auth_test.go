@@ -261,3 +261,53 @@ func TestRouteAuthConfig(t *testing.T) {
 	}
 	g.Close()
 }
+
+// TestOpenAPIDocumentsAuth checks the document says which operations need a
+// bearer token and what a caller without one, or without the roles, gets.
+func TestOpenAPIDocumentsAuth(t *testing.T) {
+	reg := registry.NewMemory()
+	startWhoami(t, reg)
+	off := false
+	cfg := gateway.Config{
+		Auth: true,
+		Routes: []*gateway.Route{
+			{Pattern: "GET /me", Service: "whoami", Endpoint: "Whoami.Get"},
+			{Pattern: "GET /public", Service: "whoami", Endpoint: "Whoami.Get", Access: gateway.Access{Auth: &off}},
+			{Pattern: "GET /root", Service: "whoami", Endpoint: "Whoami.Get", Access: gateway.Access{RequiredRoles: []string{"admin", "ops"}, RolesMatch: gateway.RolesAll}},
+		},
+	}
+	_, base := startGateway(t, cfg, reg, gateway.Auth(gatewayAuth(t)))
+	r := do(t, "GET", base+"/api/docs/openapi.json", "")
+	validateOpenAPI(t, r.body)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Security  []map[string][]string   `json:"security"`
+			Responses map[string]map[string]any `json:"responses"`
+		} `json:"paths"`
+		Components struct {
+			SecuritySchemes map[string]map[string]string `json:"securitySchemes"`
+		} `json:"components"`
+	}
+	r.json(t, &doc)
+	if s := doc.Components.SecuritySchemes["bearerAuth"]; s["type"] != "http" || s["scheme"] != "bearer" {
+		t.Errorf("securitySchemes: %v", doc.Components.SecuritySchemes)
+	}
+	for _, tc := range []struct {
+		path          string
+		secured, r403 bool
+	}{{"/me", true, false}, {"/public", false, false}, {"/root", true, true}} {
+		op := doc.Paths[tc.path]["get"]
+		if secured := len(op.Security) == 1 && op.Security[0]["bearerAuth"] != nil; secured != tc.secured {
+			t.Errorf("%s: security %v, want bearer required = %v", tc.path, op.Security, tc.secured)
+		}
+		if _, has := op.Responses["401"]; has != tc.secured {
+			t.Errorf("%s: 401 documented = %v, want %v", tc.path, has, tc.secured)
+		}
+		if _, has := op.Responses["403"]; has != tc.r403 {
+			t.Errorf("%s: 403 documented = %v, want %v", tc.path, has, tc.r403)
+		}
+	}
+	if d := mustJSON(doc.Paths["/root"]["get"].Responses["403"]); !strings.Contains(d, "all of admin, ops") {
+		t.Errorf("the 403 does not say which roles: %s", d)
+	}
+}

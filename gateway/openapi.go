@@ -39,13 +39,40 @@ func (st *state) openAPI(ctx context.Context) map[string]any {
 	for p, ops := range d.paths {
 		paths[p] = ops
 	}
+	components := map[string]any{"schemas": d.components}
+	if d.secured {
+		components["securitySchemes"] = map[string]any{bearerScheme: map[string]any{
+			"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+		}}
+	}
 	return map[string]any{
-		"openapi": OpenAPIVersion,
-		"info":    map[string]any{"title": st.cfg.Docs.Title, "version": st.cfg.Docs.Version},
-		"paths":   paths,
-		"components": map[string]any{
-			"schemas": d.components,
-		},
+		"openapi":    OpenAPIVersion,
+		"info":       map[string]any{"title": st.cfg.Docs.Title, "version": st.cfg.Docs.Version},
+		"paths":      paths,
+		"components": components,
+	}
+}
+
+// bearerScheme names the security scheme of routes that need a token.
+const bearerScheme = "bearerAuth"
+
+// secure documents that op needs a bearer token (when acc says so): the
+// security requirement, and the 401 and 403 answers a caller can get.
+func (d *docBuilder) secure(op map[string]any, acc *access) {
+	if acc == nil {
+		return
+	}
+	d.secured = true
+	op["security"] = []any{map[string]any{bearerScheme: []any{}}}
+	problem := map[string]any{"$ref": componentPrefix + "Problem"}
+	responses := op["responses"].(map[string]any)
+	responses["401"] = content("No valid bearer token", ProblemContentType, problem)
+	if len(acc.roles) > 0 {
+		which := "any"
+		if acc.all {
+			which = "all"
+		}
+		responses["403"] = content("The token lacks the required roles ("+which+" of "+strings.Join(acc.roles, ", ")+")", ProblemContentType, problem)
 	}
 }
 
@@ -55,6 +82,7 @@ type docBuilder struct {
 	paths      map[string]map[string]any
 	components map[string]any
 	opIDs      map[string]int
+	secured    bool // some operation needs a bearer token
 }
 
 // docPath turns a ServeMux path into an OpenAPI path template.
@@ -93,6 +121,7 @@ func (d *docBuilder) route(h *routeHandler) {
 		if hasBody(m) {
 			op["requestBody"] = requestBody(req)
 		}
+		d.secure(op, h.access)
 		d.add(h.pat, m, op)
 	}
 }
@@ -135,6 +164,7 @@ func (d *docBuilder) aggregate(h *aggregateHandler) {
 		if hasBody(m) {
 			op["requestBody"] = requestBody(req)
 		}
+		d.secure(op, h.access)
 		d.add(h.pat, m, op)
 	}
 }
