@@ -281,7 +281,7 @@ func TestOpenAPIDocumentsAuth(t *testing.T) {
 	validateOpenAPI(t, r.body)
 	var doc struct {
 		Paths map[string]map[string]struct {
-			Security  []map[string][]string   `json:"security"`
+			Security  []map[string][]string     `json:"security"`
 			Responses map[string]map[string]any `json:"responses"`
 		} `json:"paths"`
 		Components struct {
