@@ -79,8 +79,11 @@ func (a *access) check(w http.ResponseWriter, r *http.Request) (p *auth.Principa
 	}
 	h := r.Header.Get(metadata.Auth)
 	if h == "" {
+		if p := certificatePrincipal(r); p != nil {
+			return p, a.allow(w, r, p)
+		}
 		w.Header().Set(metadata.Challenge, auth.Challenge(a.opts.Realm, nil))
-		writeError(w, r, errors.Unauthorized("gateway", "%s %s requires authentication: send Authorization: Bearer <token>", r.Method, r.URL.Path))
+		writeError(w, r, errors.Unauthorized("gateway", "%s %s requires authentication: send Authorization: Bearer <token>, or a client certificate", r.Method, r.URL.Path))
 		return nil, false
 	}
 	scheme, tok, _ := strings.Cut(h, " ")
@@ -96,16 +99,35 @@ func (a *access) check(w http.ResponseWriter, r *http.Request) (p *auth.Principa
 		writeError(w, r, errors.Unauthorized("gateway", "%v", err))
 		return nil, false
 	}
-	if !a.hasRoles(p) {
-		how := "one of"
-		if a.all {
-			how = "all of"
-		}
-		writeError(w, r, errors.Forbidden("gateway", "%q may not call %s %s: it needs %s the roles %s",
-			p.Subject, r.Method, r.URL.Path, how, strings.Join(a.roles, ", ")))
-		return nil, false
+	return p, a.allow(w, r, p)
+}
+
+// allow checks p's roles, writing the 403 when they fall short.
+func (a *access) allow(w http.ResponseWriter, r *http.Request, p *auth.Principal) bool {
+	if a.hasRoles(p) {
+		return true
 	}
-	return p, true
+	how := "one of"
+	if a.all {
+		how = "all of"
+	}
+	writeError(w, r, errors.Forbidden("gateway", "%q may not call %s %s: it needs %s the roles %s",
+		p.Subject, r.Method, r.URL.Path, how, strings.Join(a.roles, ", ")))
+	return false
+}
+
+// certificatePrincipal is the caller named by the client certificate the TLS
+// handshake verified (URI SAN, else CN), nil without one. Its roles come from
+// the policy's bindings.
+func certificatePrincipal(r *http.Request) *auth.Principal {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	id := auth.CertificateIdentity(r.TLS.VerifiedChains[0][0])
+	if id == "" {
+		return nil
+	}
+	return &auth.Principal{Subject: id, Source: auth.SourceMTLS}
 }
 
 // hasRoles reports whether p holds the required roles.
