@@ -1,69 +1,34 @@
 package gateway_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/microhost/micro/gateway"
 	"github.com/microhost/micro/sdk/auth"
+	"github.com/microhost/micro/sdk/auth/authtest"
 	"github.com/microhost/micro/sdk/registry"
 )
 
-// testCA issues certificates for the gateway's TLS tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newTestCA(t *testing.T) *testCA {
+// leaf issues a certificate for 127.0.0.1 from ca, named by uri when it is not "".
+func leaf(t *testing.T, ca *authtest.CA, cn, uri string) tls.Certificate {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key}
-}
-
-// issue makes a certificate for 127.0.0.1, named by uri when it is not "".
-func (ca *testCA) issue(t *testing.T, cn, uri string) tls.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
+	l := authtest.Leaf{CommonName: cn, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
 	if uri != "" {
-		u, _ := url.Parse(uri)
-		tmpl.URIs = []*url.URL{u}
+		l.URIs = []string{uri}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	certPEM, keyPEM := ca.Issue(t, l)
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return c
 }
 
 // TestRouteAuthClientCertificate serves the gateway over TLS that verifies
@@ -85,14 +50,14 @@ func TestRouteAuthClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := newTestCA(t)
+	ca := authtest.NewCA(t, "test ca")
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	serverCert := ca.issue(t, "gateway", "")
+	serverCert := leaf(t, ca, "gateway", "")
 	ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven})
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(ln) }()
@@ -121,8 +86,8 @@ func TestRouteAuthClientCertificate(t *testing.T) {
 		}
 		return resp.StatusCode, who
 	}
-	bot := ca.issue(t, "ops bot", "spiffe://test/ops-bot")
-	other := ca.issue(t, "someone", "spiffe://test/someone")
+	bot := leaf(t, ca, "ops bot", "spiffe://test/ops-bot")
+	other := leaf(t, ca, "someone", "spiffe://test/someone")
 	if code, _ := get(nil); code != http.StatusUnauthorized {
 		t.Errorf("no certificate, no token: %d, want 401", code)
 	}

@@ -3,19 +3,13 @@ package host_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +21,7 @@ import (
 	"github.com/microhost/micro/host"
 	"github.com/microhost/micro/host/config"
 	"github.com/microhost/micro/sdk/auth"
+	"github.com/microhost/micro/sdk/auth/authtest"
 )
 
 const (
@@ -67,58 +62,29 @@ func (Orders) Delete(ctx context.Context, _ *OrderRequest) (*Caller, error) { re
 type pki struct {
 	t    *testing.T
 	dir  string
+	ca   *authtest.CA
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
 }
 
+// newPKI makes a CA named name and writes its certificate to name.crt.
 func newPKI(t *testing.T, dir, name string) *pki {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	p := &pki{t: t, dir: dir, cert: cert, key: key}
-	p.write(name+".crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	ca := authtest.NewCA(t, name)
+	p := &pki{t: t, dir: dir, ca: ca, cert: ca.Cert}
+	p.write(name+".crt", ca.PEM)
 	return p
 }
 
 func (p *pki) write(name string, b []byte) string {
 	p.t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		p.t.Fatal(err)
-	}
-	return path
+	return authtest.Write(p.t, p.dir, name, b)
 }
 
 // issue makes a certificate for 127.0.0.1 good for serving and as a client,
 // named by a URI SAN, and writes name.crt and name.key.
 func (p *pki) issue(name, uri string) tls.Certificate {
 	p.t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	u, _ := url.Parse(uri)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, URIs: []*url.URL{u},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	certPEM, keyPEM := p.ca.Issue(p.t, authtest.Leaf{CommonName: name, URIs: []string{uri}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 	p.write(name+".crt", certPEM)
 	p.write(name+".key", keyPEM)
 	c, err := tls.X509KeyPair(certPEM, keyPEM)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/microhost/micro/sdk/auth"
-	"github.com/microhost/micro/sdk/auth/internal/testpki"
+	"github.com/microhost/micro/sdk/auth/authtest"
 	"github.com/microhost/micro/sdk/auth/tlsconfig"
 	"github.com/microhost/micro/sdk/client"
 	"github.com/microhost/micro/sdk/errors"
@@ -18,24 +18,24 @@ import (
 // pki is a trusted CA, an untrusted one, and files issued by them.
 type pki struct {
 	dir       string
-	good, bad *testpki.CA
+	good, bad *authtest.CA
 	caFile    string
 }
 
 func newPKI(t *testing.T) *pki {
-	p := &pki{dir: t.TempDir(), good: testpki.NewCA(t, "good CA"), bad: testpki.NewCA(t, "evil CA")}
-	p.caFile = testpki.Write(t, p.dir, "ca.pem", p.good.PEM)
+	p := &pki{dir: t.TempDir(), good: authtest.NewCA(t, "good CA"), bad: authtest.NewCA(t, "evil CA")}
+	p.caFile = authtest.Write(t, p.dir, "ca.pem", p.good.PEM)
 	return p
 }
 
 // files issues leaf from ca and writes it as name.pem and name-key.pem.
-func (p *pki) files(t *testing.T, ca *testpki.CA, name string, leaf testpki.Leaf) (cert, key string) {
+func (p *pki) files(t *testing.T, ca *authtest.CA, name string, leaf authtest.Leaf) (cert, key string) {
 	c, k := ca.Issue(t, leaf)
-	return testpki.Write(t, p.dir, name+".pem", c), testpki.Write(t, p.dir, name+"-key.pem", k)
+	return authtest.Write(t, p.dir, name+".pem", c), authtest.Write(t, p.dir, name+"-key.pem", k)
 }
 
 // mtlsServer serves Orders over mutual TLS with the test RBAC.
-func mtlsServer(t *testing.T, p *pki, leaf testpki.Leaf) string {
+func mtlsServer(t *testing.T, p *pki, leaf authtest.Leaf) string {
 	cert, key := p.files(t, p.good, "server", leaf)
 	sec := newSecurity(t, auth.Config{
 		TLS:  &tlsconfig.Files{CertFile: cert, KeyFile: key, CAFile: p.caFile, RequireClientCert: true},
@@ -55,13 +55,13 @@ func mtlsCall(t *testing.T, files tlsconfig.Files, addr, endpoint string) (*WhoR
 	return &out, err
 }
 
-var loopback = testpki.Leaf{CommonName: "orders", DNSNames: []string{"orders.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+var loopback = authtest.Leaf{CommonName: "orders", DNSNames: []string{"orders.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
 
 func TestMTLSPrincipal(t *testing.T) {
 	p := newPKI(t)
 	addr := mtlsServer(t, p, loopback)
 
-	cert, key := p.files(t, p.good, "billing", testpki.Leaf{CommonName: "billing", URIs: []string{"spiffe://test/billing"}})
+	cert, key := p.files(t, p.good, "billing", authtest.Leaf{CommonName: "billing", URIs: []string{"spiffe://test/billing"}})
 	files := tlsconfig.Files{CertFile: cert, KeyFile: key, CAFile: p.caFile}
 	who, err := mtlsCall(t, files, addr, "Orders.Get")
 	if err != nil {
@@ -76,7 +76,7 @@ func TestMTLSPrincipal(t *testing.T) {
 	}
 
 	// Without a URI SAN the common name is the identity; it has no binding.
-	cert, key = p.files(t, p.good, "cn-only", testpki.Leaf{CommonName: "reports"})
+	cert, key = p.files(t, p.good, "cn-only", authtest.Leaf{CommonName: "reports"})
 	files = tlsconfig.Files{CertFile: cert, KeyFile: key, CAFile: p.caFile, ServerName: "orders.test"}
 	who, err = mtlsCall(t, files, addr, "Orders.Public")
 	if err != nil {
@@ -93,13 +93,13 @@ func TestMTLSPrincipal(t *testing.T) {
 func TestMTLSAttacksFail(t *testing.T) {
 	p := newPKI(t)
 	addr := mtlsServer(t, p, loopback)
-	goodCert, goodKey := p.files(t, p.good, "good", testpki.Leaf{URIs: []string{"spiffe://test/billing"}})
-	evilCert, evilKey := p.files(t, p.bad, "evil", testpki.Leaf{URIs: []string{"spiffe://test/billing"}})
-	oldCert, oldKey := p.files(t, p.good, "expired", testpki.Leaf{
+	goodCert, goodKey := p.files(t, p.good, "good", authtest.Leaf{URIs: []string{"spiffe://test/billing"}})
+	evilCert, evilKey := p.files(t, p.bad, "evil", authtest.Leaf{URIs: []string{"spiffe://test/billing"}})
+	oldCert, oldKey := p.files(t, p.good, "expired", authtest.Leaf{
 		URIs:      []string{"spiffe://test/billing"},
 		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour),
 	})
-	expiredServer := mtlsServer(t, p, testpki.Leaf{IPs: loopback.IPs, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
+	expiredServer := mtlsServer(t, p, authtest.Leaf{IPs: loopback.IPs, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
 
 	cases := []struct {
 		name  string

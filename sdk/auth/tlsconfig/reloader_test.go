@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microhost/micro/sdk/auth/internal/testpki"
+	"github.com/microhost/micro/sdk/auth/authtest"
 	"github.com/microhost/micro/sdk/auth/tlsconfig"
 	"github.com/microhost/micro/sdk/transport"
 )
@@ -76,19 +76,19 @@ func eventually(t *testing.T, what string, f func() error) {
 // handshakes use the new files without a restart.
 func TestReloadOnFileChange(t *testing.T) {
 	dir := t.TempDir()
-	ca1, ca2 := testpki.NewCA(t, "ca one"), testpki.NewCA(t, "ca two")
-	leaf := testpki.Leaf{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	ca1, ca2 := authtest.NewCA(t, "ca one"), authtest.NewCA(t, "ca two")
+	leaf := authtest.Leaf{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
 
-	write := func(ca *testpki.CA, name, cn string) (string, string) {
+	write := func(ca *authtest.CA, name, cn string) (string, string) {
 		l := leaf
 		l.CommonName = cn
 		c, k := ca.Issue(t, l)
-		return testpki.Write(t, dir, name+".pem", c), testpki.Write(t, dir, name+"-key.pem", k)
+		return authtest.Write(t, dir, name+".pem", c), authtest.Write(t, dir, name+"-key.pem", k)
 	}
 	srvCert, srvKey := write(ca1, "server", "server one")
 	cliCert, cliKey := write(ca1, "client", "client one")
-	srvCA := testpki.Write(t, dir, "server-ca.pem", ca1.PEM)
-	cliCA := testpki.Write(t, dir, "client-ca.pem", append(append([]byte{}, ca1.PEM...), ca2.PEM...))
+	srvCA := authtest.Write(t, dir, "server-ca.pem", ca1.PEM)
+	cliCA := authtest.Write(t, dir, "client-ca.pem", append(append([]byte{}, ca1.PEM...), ca2.PEM...))
 
 	srv := newReloader(t, tlsconfig.Files{CertFile: srvCert, KeyFile: srvKey, CAFile: srvCA, RequireClientCert: true, PollInterval: 5 * time.Millisecond})
 	cli := newReloader(t, tlsconfig.Files{CertFile: cliCert, KeyFile: cliKey, CAFile: cliCA, PollInterval: 5 * time.Millisecond})
@@ -131,7 +131,7 @@ func TestReloadOnFileChange(t *testing.T) {
 		}
 		return nil
 	})
-	testpki.Write(t, dir, "server-ca.pem", append(append([]byte{}, ca1.PEM...), ca2.PEM...))
+	authtest.Write(t, dir, "server-ca.pem", append(append([]byte{}, ca1.PEM...), ca2.PEM...))
 	eventually(t, "CA bundle reload", func() error {
 		_, err := handshake(ln.Addr(), cli.ClientConfig())
 		return err
@@ -146,13 +146,13 @@ func (e *reloadPending) Error() string { return "not reloaded yet: " + e.state }
 // change at run time keeps the previous certificate.
 func TestBadFiles(t *testing.T) {
 	dir := t.TempDir()
-	ca := testpki.NewCA(t, "ca")
-	c, k := ca.Issue(t, testpki.Leaf{CommonName: "a"})
-	cert := testpki.Write(t, dir, "cert.pem", c)
-	key := testpki.Write(t, dir, "key.pem", k)
-	_, otherKey := ca.Issue(t, testpki.Leaf{CommonName: "b"})
-	mismatched := testpki.Write(t, dir, "other-key.pem", otherKey)
-	garbage := testpki.Write(t, dir, "garbage.pem", []byte("not pem"))
+	ca := authtest.NewCA(t, "ca")
+	c, k := ca.Issue(t, authtest.Leaf{CommonName: "a"})
+	cert := authtest.Write(t, dir, "cert.pem", c)
+	key := authtest.Write(t, dir, "key.pem", k)
+	_, otherKey := ca.Issue(t, authtest.Leaf{CommonName: "b"})
+	mismatched := authtest.Write(t, dir, "other-key.pem", otherKey)
+	garbage := authtest.Write(t, dir, "garbage.pem", []byte("not pem"))
 
 	for name, tc := range map[string]struct {
 		f    tlsconfig.Files
@@ -170,7 +170,7 @@ func TestBadFiles(t *testing.T) {
 	}
 
 	r := newReloader(t, tlsconfig.Files{CertFile: cert, KeyFile: key, PollInterval: time.Hour})
-	testpki.Write(t, dir, "key.pem", otherKey)
+	authtest.Write(t, dir, "key.pem", otherKey)
 	if changed, err := r.Reload(); err == nil || changed {
 		t.Fatalf("reloading a mismatched pair: changed %v, err %v", changed, err)
 	}

@@ -1,6 +1,6 @@
-// Package testpki makes throwaway certificate authorities and certificates for
-// tests, so no private key is ever committed.
-package testpki
+// Package authtest makes throwaway certificate authorities and certificates for
+// tests of code that uses mutual TLS, so no private key is ever committed.
+package authtest
 
 import (
 	"crypto/ecdsa"
