@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/microhost/micro/sdk/metadata"
 )
@@ -53,14 +52,6 @@ func newPayload(ctx context.Context, topic string, msg *Message) *payload {
 	return p
 }
 
-// Settlement states of a delivery.
-const (
-	statePending int32 = iota
-	stateAcked
-	stateNacked
-	stateExpired // the handler returned without settling: counts as a Nack
-)
-
 // delivery is one attempt of one message at one subscription. Its Message is a
 // private copy (header and body), so a handler cannot change another's view.
 type delivery struct {
@@ -68,7 +59,7 @@ type delivery struct {
 	md      metadata.MD // the header with canonical keys: the handler's incoming metadata
 	topic   string
 	attempt int
-	state   atomic.Int32
+	settled Settlement
 }
 
 // newDelivery copies the envelope's payload for one handler call. When the
@@ -107,42 +98,18 @@ func (d *delivery) Attempt() int { return d.attempt }
 
 // Ack confirms the message. Acking twice is fine; acking after a Nack, or after
 // the handler returned without settling, fails with ErrAlreadySettled.
-func (d *delivery) Ack() error { return d.settle(stateAcked, "ack") }
+func (d *delivery) Ack() error { return d.settled.Settle(true, nil, d.what("ack")) }
 
 // Nack rejects the message so it is redelivered. Nacking twice is fine; nacking
 // after an Ack fails with ErrAlreadySettled.
-func (d *delivery) Nack() error { return d.settle(stateNacked, "nack") }
+func (d *delivery) Nack() error { return d.settled.Settle(false, nil, d.what("nack")) }
 
-// settle moves a pending delivery to want; the first settlement wins.
-func (d *delivery) settle(want int32, verb string) error {
-	if d.state.CompareAndSwap(statePending, want) {
-		return nil
-	}
-	switch cur := d.state.Load(); cur {
-	case want:
-		return nil
-	case stateAcked:
-		return fmt.Errorf("broker: %s message on %q (attempt %d): %w: it was acked", verb, d.topic, d.attempt, ErrAlreadySettled)
-	case stateNacked:
-		return fmt.Errorf("broker: %s message on %q (attempt %d): %w: it was nacked", verb, d.topic, d.attempt, ErrAlreadySettled)
-	default:
-		return fmt.Errorf("broker: %s message on %q (attempt %d): %w: its handler returned without Ack, which counts as a Nack; settle before returning",
-			verb, d.topic, d.attempt, ErrAlreadySettled)
-	}
+func (d *delivery) what(verb string) string {
+	return fmt.Sprintf("broker: %s message on %q (attempt %d)", verb, d.topic, d.attempt)
 }
 
 // finish settles the delivery once its handler returned and reports whether the
-// message was acked. With autoAck a nil error acks and an error nacks; either
-// way an explicit Ack or Nack made by the handler wins, and a delivery still
-// pending without autoAck expires, which counts as a Nack.
+// message was acked (see Settlement.Finish).
 func (d *delivery) finish(autoAck bool, err error) bool {
-	switch {
-	case autoAck && err == nil:
-		d.state.CompareAndSwap(statePending, stateAcked)
-	case autoAck:
-		d.state.CompareAndSwap(statePending, stateNacked)
-	default:
-		d.state.CompareAndSwap(statePending, stateExpired)
-	}
-	return d.state.Load() == stateAcked
+	return d.settled.Finish(autoAck, err, nil)
 }

@@ -225,10 +225,10 @@ func (s *subscription) deliver(e envelope) {
 		return
 	}
 	if err == nil {
-		if d.state.Load() == stateNacked {
-			err = errors.New("the handler nacked it")
-		} else {
+		if d.settled.Expired() {
 			err = errors.New("the handler returned without Ack or Nack")
+		} else {
+			err = errors.New("the handler nacked it")
 		}
 	}
 	s.m.redeliver(s, e, err)

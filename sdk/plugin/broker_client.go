@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -472,14 +471,6 @@ func (s *clientSubscription) call(ctx context.Context, d *clientDelivery) (err e
 	return s.h(ctx, d)
 }
 
-// Settlement states of a clientDelivery.
-const (
-	deliveryPending int32 = iota
-	deliveryAcked
-	deliveryNacked
-	deliveryExpired // the handler returned without settling: sent as a Nack
-)
-
 // clientDelivery is a delivery received from the plugin; settling it sends a
 // Settle on the stream it came from.
 type clientDelivery struct {
@@ -489,7 +480,7 @@ type clientDelivery struct {
 	topic   string
 	msg     broker.Message
 	attempt int
-	state   atomic.Int32
+	settled broker.Settlement
 }
 
 // Topic is the concrete topic the message was published to.
@@ -503,45 +494,27 @@ func (d *clientDelivery) Attempt() int { return d.attempt }
 
 // Ack confirms the message. Acking twice is fine; acking after a Nack, or after
 // the handler returned unsettled, fails with ErrAlreadySettled.
-func (d *clientDelivery) Ack() error { return d.settle(deliveryAcked, "ack") }
+func (d *clientDelivery) Ack() error { return d.settled.Settle(true, d.sender("ack"), d.what("ack")) }
 
 // Nack rejects the message so the plugin redelivers it. Nacking twice is fine;
 // nacking after an Ack fails with ErrAlreadySettled.
-func (d *clientDelivery) Nack() error { return d.settle(deliveryNacked, "nack") }
-
-// settle moves a pending delivery to want and tells the plugin; the first
-// settlement wins.
-func (d *clientDelivery) settle(want int32, verb string) error {
-	if d.state.CompareAndSwap(deliveryPending, want) {
-		return d.send(want == deliveryAcked, verb)
-	}
-	switch d.state.Load() {
-	case want:
-		return nil
-	case deliveryAcked:
-		return fmt.Errorf("broker %s: %s message on %q (attempt %d): %w: it was acked", d.name, verb, d.topic, d.attempt, broker.ErrAlreadySettled)
-	case deliveryNacked:
-		return fmt.Errorf("broker %s: %s message on %q (attempt %d): %w: it was nacked", d.name, verb, d.topic, d.attempt, broker.ErrAlreadySettled)
-	default:
-		return fmt.Errorf("broker %s: %s message on %q (attempt %d): %w: its handler returned without Ack, which counts as a Nack; settle before returning",
-			d.name, verb, d.topic, d.attempt, broker.ErrAlreadySettled)
-	}
+func (d *clientDelivery) Nack() error {
+	return d.settled.Settle(false, d.sender("nack"), d.what("nack"))
 }
 
-// finish settles the delivery once its handler returned: with autoAck a nil
-// error acks and an error nacks, without it a pending delivery expires (a Nack);
-// an explicit Ack or Nack made by the handler wins either way.
+func (d *clientDelivery) what(verb string) string {
+	return fmt.Sprintf("broker %s: %s message on %q (attempt %d)", d.name, verb, d.topic, d.attempt)
+}
+
+// sender is Settle's tell: the Settle goes to the plugin on d's stream.
+func (d *clientDelivery) sender(verb string) func(ack bool) error {
+	return func(ack bool) error { return d.send(ack, verb) }
+}
+
+// finish settles the delivery once its handler returned (see
+// broker.Settlement.Finish); on a broken stream the plugin nacks it itself.
 func (d *clientDelivery) finish(autoAck bool, err error) {
-	want := deliveryExpired
-	if autoAck {
-		want = deliveryNacked
-		if err == nil {
-			want = deliveryAcked
-		}
-	}
-	if d.state.CompareAndSwap(deliveryPending, want) {
-		_ = d.send(want == deliveryAcked, "settle") // a broken stream: the plugin nacks it itself
-	}
+	d.settled.Finish(autoAck, err, d.sender("settle"))
 }
 
 // send writes the Settle for d on its stream.
