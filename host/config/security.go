@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -43,9 +42,6 @@ var jwtAlgorithms = []string{
 
 // minSecretBytes is the shortest HMAC secret sdk/auth accepts.
 const minSecretBytes = 32
-
-// guardEndpointRE matches "*", "Handler.*" and "Handler.Method".
-var guardEndpointRE = regexp.MustCompile(`^(\*|[A-Za-z_][A-Za-z0-9_]*\.(\*|[A-Za-z_][A-Za-z0-9_]*))$`)
 
 // Security is the `security {...}` block decoded onto auth.Config: bearer
 // tokens (jwt), internal tokens between services (internal), mutual TLS on the
@@ -391,7 +387,7 @@ func (d *decoder) decodeRBAC(b *hclsyntax.Block) auth.RBACConfig {
 func (d *decoder) decodeGuard(b *hclsyntax.Block) auth.GuardConfig {
 	attrs, _ := d.content(b.Body, guardSchema)
 	g := auth.GuardConfig{Endpoint: label(b)}
-	if !guardEndpointRE.MatchString(g.Endpoint) {
+	if !auth.ValidGuardEndpoint(g.Endpoint) {
 		d.errorf(b.LabelRanges[0], fmt.Sprintf("Invalid guard endpoint %q", g.Endpoint), `expected "Handler.Method", "Handler.*" or "*"`)
 	}
 	if a := attrs["match"]; a != nil {

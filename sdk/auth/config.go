@@ -120,8 +120,9 @@ type SigningKeyConfig struct {
 type RBACConfig struct {
 	// Roles maps a role to its permissions ("orders:read", "orders:*:own", "*").
 	Roles map[string][]string `json:"roles,omitempty"`
-	// Bindings grants roles to subjects, e.g. a certificate identity
-	// ("spiffe://prod/orders") or a service account's sub.
+	// Bindings grants roles to certificate identities ("spiffe://prod/orders",
+	// else the certificate's CN). They never apply to token callers, whose
+	// tokens carry their own roles.
 	Bindings map[string][]string `json:"bindings,omitempty"`
 	// Guards protect endpoints; the first whose Endpoint matches a call applies.
 	Guards []GuardConfig `json:"guards,omitempty"`

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/microhost/micro/sdk/errors"
@@ -28,11 +29,18 @@ type Guard struct {
 	Public bool
 }
 
+// guardEndpoint matches "*", "Handler.*" and "Handler.Method".
+var guardEndpoint = regexp.MustCompile(`^(\*|[A-Za-z_][A-Za-z0-9_]*\.(\*|[A-Za-z_][A-Za-z0-9_]*))$`)
+
+// ValidGuardEndpoint reports whether endpoint is what a guard can match:
+// "Handler.Method", "Handler.*" or "*".
+func ValidGuardEndpoint(endpoint string) bool { return guardEndpoint.MatchString(endpoint) }
+
 // NewGuard checks and compiles one guard.
 func NewGuard(c GuardConfig) (*Guard, error) {
 	g := &Guard{Endpoint: c.Endpoint, Roles: c.Roles, Public: c.Public}
-	if g.Endpoint == "" {
-		return nil, fmt.Errorf("auth: guard: endpoint is required (\"Handler.Method\", \"Handler.*\" or \"*\")")
+	if !ValidGuardEndpoint(g.Endpoint) {
+		return nil, fmt.Errorf("auth: guard %q: the endpoint must be \"Handler.Method\", \"Handler.*\" or \"*\"; a guard that matches nothing would leave the endpoint it meant open", g.Endpoint)
 	}
 	switch strings.ToLower(c.Match) {
 	case "", "any":

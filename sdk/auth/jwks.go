@@ -31,8 +31,10 @@ type jwks struct {
 	fetchMu   sync.Mutex // one fetch at a time
 	lastFetch time.Time  // guarded by fetchMu
 
-	stop chan struct{}
-	done chan struct{}
+	ctx    context.Context // ends at close: background fetches stop with it
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
 }
 
 // newJWKS fetches the set once, failing when it cannot be used, and starts the
@@ -55,11 +57,13 @@ func newJWKS(ctx context.Context, cfg JWKSConfig, client *http.Client, logf func
 			return nil, fmt.Errorf("jwks: algorithm %q is not supported (use one of %v)", a, allAlgorithms)
 		}
 	}
-	j := &jwks{cfg: cfg, client: client, logf: logf, stop: make(chan struct{}), done: make(chan struct{})}
+	j := &jwks{cfg: cfg, client: client, logf: logf, done: make(chan struct{})}
+	j.ctx, j.cancel = context.WithCancel(context.Background())
 	j.fetchMu.Lock()
 	err := j.fetch(ctx)
 	j.fetchMu.Unlock()
 	if err != nil {
+		j.cancel()
 		return nil, err
 	}
 	go j.run()
@@ -96,7 +100,9 @@ func (j *jwks) refreshFor(ctx context.Context, kid string) {
 	if j.known(kid) || time.Since(j.lastFetch) < j.cfg.MinRefreshInterval {
 		return
 	}
-	if err := j.fetch(ctx); err != nil {
+	// The fetch outlives a caller who hangs up (it has its own timeout): one
+	// that cancels must not use up the refresh everyone else is waiting for.
+	if err := j.fetch(context.WithoutCancel(ctx)); err != nil {
 		j.logf("jwks refresh failed; keeping the cached keys", "url", j.cfg.URL, "error", err.Error())
 	}
 }
@@ -108,30 +114,22 @@ func (j *jwks) run() {
 	defer t.Stop()
 	for {
 		select {
-		case <-j.stop:
+		case <-j.ctx.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-j.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		j.fetchMu.Lock()
-		err := j.fetch(ctx)
+		err := j.fetch(j.ctx)
 		j.fetchMu.Unlock()
-		cancel()
-		if err != nil {
+		if err != nil && j.ctx.Err() == nil {
 			j.logf("jwks refresh failed; keeping the cached keys", "url", j.cfg.URL, "error", err.Error())
 		}
 	}
 }
 
+// close stops the background refresh and waits for it; closing twice is fine.
 func (j *jwks) close() {
-	close(j.stop)
+	j.once.Do(j.cancel)
 	<-j.done
 }
 

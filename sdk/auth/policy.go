@@ -5,7 +5,9 @@ import (
 	"slices"
 )
 
-// Policy maps roles to permissions and grants extra roles to named subjects.
+// Policy maps roles to permissions and grants roles to certificate identities
+// (bindings). A token names its own roles, so bindings never apply to a
+// principal from a token: a JWT whose sub is a bound identity gains nothing.
 type Policy struct {
 	roles    map[string][]Permission
 	bindings map[string][]string
@@ -32,12 +34,21 @@ func NewPolicy(cfg RBACConfig) (*Policy, error) {
 	return p, nil
 }
 
-// Roles returns pr's roles: those it carries and those bound to its subject.
+// bound returns the roles bound to pr's certificate identity.
+func (p *Policy) bound(pr *Principal) []string {
+	if pr == nil || pr.Source != SourceMTLS {
+		return nil
+	}
+	return p.bindings[pr.Subject]
+}
+
+// Roles returns pr's roles: those it carries and, for a certificate identity,
+// those bound to it.
 func (p *Policy) Roles(pr *Principal) []string {
 	if pr == nil {
 		return nil
 	}
-	bound := p.bindings[pr.Subject]
+	bound := p.bound(pr)
 	if len(bound) == 0 {
 		return pr.Roles
 	}
@@ -46,7 +57,7 @@ func (p *Policy) Roles(pr *Principal) []string {
 
 // HasRole reports whether pr has role, carried or bound.
 func (p *Policy) HasRole(pr *Principal, role string) bool {
-	return pr != nil && (slices.Contains(pr.Roles, role) || slices.Contains(p.bindings[pr.Subject], role))
+	return pr != nil && (slices.Contains(pr.Roles, role) || slices.Contains(p.bound(pr), role))
 }
 
 // Granted reports whether any of pr's roles grants want.

@@ -80,6 +80,9 @@ func New(ctx context.Context, cfg Config, name string, opts ...SecurityOption) (
 		}
 	}
 	if cfg.TLS != nil {
+		if cfg.TLS.RequireClientCert && (cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "") {
+			return nil, errors.Join(errors.New("auth: tls: require_client_cert is for a server, which serves TLS with cert_file and key_file; give both"), s.Close())
+		}
 		if s.tls, err = tlsconfig.New(*cfg.TLS, o.tls...); err != nil {
 			return nil, errors.Join(fmt.Errorf("auth: %w", err), s.Close())
 		}
@@ -121,13 +124,14 @@ func (s *Security) ClientMiddleware() []client.Middleware {
 
 // HTTPOptions makes the built-in http transport serve and dial TLS with the
 // configured files (mutual TLS when client certificates are required); empty
-// without TLS.
+// without TLS. Without a certificate (a CA only) it configures dialing alone:
+// that is a caller's setting, and a server built with it serves plain HTTP.
 func (s *Security) HTTPOptions() []transport.HTTPOption {
 	if s.tls == nil {
 		return nil
 	}
 	opts := []transport.HTTPOption{transport.ClientTLS(s.tls.ClientConfig())}
-	if srv, err := s.tls.ServerConfig(); err == nil {
+	if srv, err := s.tls.ServerConfig(); err == nil { // fails only without a certificate
 		opts = append(opts, transport.ServerTLS(srv))
 	}
 	return opts
