@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcmd "google.golang.org/grpc/metadata"
@@ -67,11 +68,16 @@ type CallObserver func(method string, err error, d time.Duration)
 // DialOptions make the host's connection to a plugin carry ctx's W3C trace
 // context and baggage in the gRPC metadata of every call, so the plugin
 // continues the host's trace, and report each call to observe (may be nil).
+// A host that does not trace sends none: it would not collect the plugin's
+// spans, so they are not worth recording.
 func DialOptions(tel *telemetry.Telemetry, observe CallObserver) []grpc.DialOption {
 	if observe == nil {
 		observe = func(string, error, time.Duration) {}
 	}
 	inject := func(ctx context.Context) context.Context {
+		if !tel.Tracing() || !trace.SpanContextFromContext(ctx).IsValid() {
+			return ctx
+		}
 		md, _ := grpcmd.FromOutgoingContext(ctx)
 		md = md.Copy()
 		tel.Propagator().Inject(ctx, grpcCarrier(md))
