@@ -40,7 +40,10 @@ func newSpanExporter(ctx context.Context, t *config.Tracing) (sdktrace.SpanExpor
 		return otlptracehttp.New(ctx, opts...)
 	default:
 		opts := []otlptracegrpc.Option{otlptracegrpc.WithTimeout(t.Timeout)}
-		if t.Endpoint != "" {
+		switch { // host:port, or a URL as OTEL_EXPORTER_OTLP_ENDPOINT takes it
+		case strings.Contains(t.Endpoint, "://"):
+			opts = append(opts, otlptracegrpc.WithEndpointURL(t.Endpoint))
+		case t.Endpoint != "":
 			opts = append(opts, otlptracegrpc.WithEndpoint(t.Endpoint))
 		}
 		if t.Insecure {

@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/microhost/micro/host"
@@ -410,5 +412,63 @@ telemetry {
 	}
 	if !strings.Contains(strings.Join(names, ","), "SPAN_KIND_SERVER POST TracedBack.Echo") {
 		t.Errorf("spans received: %v", names)
+	}
+}
+
+// traceCollector is an OTLP/gRPC trace receiver for tests.
+type traceCollector struct {
+	collectortrace.UnimplementedTraceServiceServer
+	received chan *collectortrace.ExportTraceServiceRequest
+}
+
+func (c *traceCollector) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	c.received <- req
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// TestTelemetryOTLPGRPC exports over OTLP/gRPC to a test receiver, the
+// endpoint given as a URL the way OTEL_EXPORTER_OTLP_ENDPOINT takes it.
+func TestTelemetryOTLPGRPC(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	collector := &traceCollector{received: make(chan *collectortrace.ExportTraceServiceRequest, 16)}
+	srv := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(srv, collector)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "micro.hcl")
+	src := `
+service "back" {}
+telemetry {
+  tracing {
+    exporter = "otlp_grpc"
+    endpoint = "http://` + lis.Addr().String() + `"
+    insecure = true
+    sampler  = "always_on"
+  }
+}
+`
+	if err := os.WriteFile(cfgPath, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startHost(t, host.WithConfigFile(cfgPath), host.WithLogger(hclog.NewNullLogger()), host.WithServiceHandler("back", TracedBack{}))
+	var rsp TracedResponse
+	if err := h.Client().Call(context.Background(), "back", "TracedBack.Echo", &TracedRequest{Name: "x"}, &rsp); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.FlushTelemetry(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-collector.received:
+		if len(req.ResourceSpans) == 0 {
+			t.Fatal("an export without spans")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing exported over OTLP/gRPC within 20s")
 	}
 }
