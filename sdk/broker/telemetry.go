@@ -176,7 +176,9 @@ func (b *instrumented) Subscribe(ctx context.Context, topic string, h Handler, o
 		var err error
 		if b.tel.Traces(ctx) {
 			var span trace.Span
-			ctx, span = b.tel.Tracer().Start(ctx, "process "+d.Topic(), trace.WithSpanKind(trace.SpanKindConsumer),
+			// Named by the subscribed pattern, a bounded set; the concrete topic
+			// is an attribute.
+			ctx, span = b.tel.Tracer().Start(ctx, "process "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
 				b.attrs(d.Topic(), "process"), trace.WithAttributes(attribute.Int("messaging.delivery.attempt", d.Attempt())))
 			err = h(ctx, d)
 			endSpan(span, err)

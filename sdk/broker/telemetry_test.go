@@ -74,3 +74,42 @@ func TestInstrumentTracing(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerSpanNamedByPattern checks a consumer span is named by the
+// subscribed pattern (a bounded set of names), not by each concrete topic.
+func TestConsumerSpanNamedByPattern(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	mem := broker.NewMemory()
+	t.Cleanup(func() { _ = mem.Close() })
+	b := broker.Instrument(mem, telemetry.New(telemetry.WithTracerProvider(tp)))
+	done := make(chan struct{}, 1)
+	sub, err := b.Subscribe(context.Background(), "orders.*", func(context.Context, broker.Delivery) error {
+		done <- struct{}{}
+		return nil
+	}, broker.AutoAck(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := b.Publish(context.Background(), "orders.4711", &broker.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, s := range rec.Ended() {
+			if s.SpanKind() == trace.SpanKindConsumer {
+				if s.Name() != "process orders.*" {
+					t.Fatalf("consumer span %q, want \"process orders.*\"", s.Name())
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no consumer span within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -95,7 +96,7 @@ func (pt *pluginTelemetry) unary(ctx context.Context, req any, info *grpc.UnaryS
 		defer span.End()
 		resp, err := handler(ctx, req)
 		if err != nil {
-			span.SetStatus(2, status.Convert(err).Message()) // codes.Error
+			span.SetStatus(otelcodes.Error, status.Convert(err).Message())
 		}
 		pt.observe(method, err, start, true)
 		return resp, err

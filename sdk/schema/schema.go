@@ -106,7 +106,7 @@ func (g *generator) schema(t reflect.Type) Schema {
 	case reflect.String:
 		return Schema{"type": "string"}
 	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 { // encoding/json: []byte is base64, [N]byte an array
 			return Schema{"type": "string", "contentEncoding": "base64"}
 		}
 		return Schema{"type": "array", "items": g.schema(t.Elem())}
@@ -177,7 +177,7 @@ func (g *generator) fields(t reflect.Type, props Schema) {
 			name = f.Name
 		}
 		s := g.schema(f.Type)
-		if strings.Contains(tag, ",string") {
+		if strings.Contains(tag, ",string") && quotable(f.Type) {
 			s = Schema{"type": "string"}
 		}
 		props[name] = s
@@ -191,4 +191,20 @@ func (g *generator) fields(t reflect.Type, props Schema) {
 			}
 		}
 	}
+}
+
+// quotable reports whether encoding/json's ",string" option applies to t: it
+// quotes strings, numbers and booleans and ignores it on anything else.
+func quotable(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String, reflect.Bool,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
 }

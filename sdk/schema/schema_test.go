@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,29 @@ func TestFor(t *testing.T) {
 	}
 	if s := schema.JSON(42); s != `{"format":"int64","type":"integer"}` {
 		t.Errorf("int: %s", s)
+	}
+}
+
+// TestForMatchesEncodingJSON checks the schema describes what encoding/json
+// writes for the cases it treats specially: [N]byte is an array of numbers
+// (only []byte is base64), and ",string" quotes numbers but not slices.
+func TestForMatchesEncodingJSON(t *testing.T) {
+	type special struct {
+		Hash  [4]byte  `json:"hash"`
+		ID    int64    `json:"id,string"`
+		Names []string `json:"names,string"`
+	}
+	got, err := json.Marshal(schema.For(special{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"hash":{"items":{"minimum":0,"type":"integer"},"type":"array"}`,
+		`"id":{"type":"string"}`,
+		`"names":{"items":{"type":"string"},"type":"array"}`,
+	} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("schema %s lacks %s", got, want)
+		}
 	}
 }

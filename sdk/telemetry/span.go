@@ -34,7 +34,7 @@ func (t *Telemetry) StartServer(ctx context.Context, header map[string]string, m
 	if header != nil {
 		ctx = t.Extract(ctx, header)
 	}
-	ctx, span := t.Tracer().Start(ctx, t.spanName(method, route), serverKind)
+	ctx, span := t.Tracer().Start(ctx, method+" "+route, serverKind)
 	if span.IsRecording() { // a span the sampler dropped is not worth its attributes
 		all := make([]attribute.KeyValue, 0, len(attrs)+3)
 		all = append(all, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
@@ -54,7 +54,7 @@ func (t *Telemetry) StartClient(ctx context.Context, header map[string]string, m
 		}
 		return ctx, noSpan
 	}
-	ctx, span := t.Tracer().Start(ctx, t.spanName(method, route), clientKind)
+	ctx, span := t.Tracer().Start(ctx, method+" "+route, clientKind)
 	if span.IsRecording() { // a span the sampler dropped is not worth its attributes
 		all := make([]attribute.KeyValue, 0, len(attrs)+6)
 		all = append(all, semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRouteKey.String(route))
@@ -75,26 +75,6 @@ func (t *Telemetry) StartClient(ctx context.Context, header map[string]string, m
 		t.Inject(ctx, header)
 	}
 	return ctx, span
-}
-
-// maxSpanNames bounds the span names a Telemetry keeps built.
-const maxSpanNames = 4096
-
-// spanName is "{method} {route}", built once per route: routes are templates
-// and endpoint names, a bounded set.
-func (t *Telemetry) spanName(method, route string) string {
-	if t.names == nil {
-		return method + " " + route
-	}
-	key := [2]string{method, route}
-	if v, ok := t.names.m.Load(key); ok {
-		return v.(string)
-	}
-	name := method + " " + route
-	if t.names.n.Add(1) <= maxSpanNames {
-		t.names.m.Store(key, name)
-	}
-	return name
 }
 
 // The span kinds as start options, built once.

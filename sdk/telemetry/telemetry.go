@@ -6,8 +6,6 @@ package telemetry
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,13 +27,6 @@ type Telemetry struct {
 	log    hclog.Logger
 	// continueOnly: spans only continue a trace a caller started.
 	continueOnly bool
-	names        *spanNames // shared by the copies For makes
-}
-
-// spanNames caches span names by method and route.
-type spanNames struct {
-	m sync.Map // [2]string → string
-	n atomic.Int64
 }
 
 // Option configures New.
@@ -83,7 +74,6 @@ func New(opts ...Option) *Telemetry {
 	}
 	if t.tp != nil {
 		t.tracer = t.tp.Tracer(Scope)
-		t.names = &spanNames{}
 	}
 	return t
 }
