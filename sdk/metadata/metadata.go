@@ -27,6 +27,7 @@ const (
 	Auth        = "Authorization"    // bearer tokens
 	Principal   = "Micro-Principal"  // an internal token forwarding a verified caller; servers verify it or drop it
 	Challenge   = "Www-Authenticate" // how to authenticate, sent with a 401
+	RetryAfter  = "Retry-After"      // when to try again, sent with a 429 or 503
 	Prefix      = "Micro-"           // every Microhost-specific header starts with this
 
 	// Set by the gateway on the calls it proxies (RFC 7239 and the de facto
@@ -46,7 +47,7 @@ func Propagated(name string) bool {
 		return true
 	}
 	switch name {
-	case ContentType, Accept, TraceParent, TraceState, Baggage, Auth, Challenge,
+	case ContentType, Accept, TraceParent, TraceState, Baggage, Auth, Challenge, RetryAfter,
 		Forwarded, ForwardedFor, ForwardedHost, ForwardedProto:
 		return true
 	}
@@ -122,7 +123,7 @@ func FromIncomingContext(ctx context.Context) (MD, bool) {
 
 // ForwardIncoming returns ctx whose outgoing metadata is the incoming metadata minus
 // the per-hop names (service, endpoint, content type, accept, status, error,
-// timeout, principal, challenge), so a handler's own calls carry the request id,
+// timeout, principal, challenge, retry-after), so a handler's own calls carry the request id,
 // trace context and auth on. An internal principal token is addressed to one
 // service and never forwarded.
 func ForwardIncoming(ctx context.Context) context.Context {
@@ -134,7 +135,7 @@ func ForwardIncoming(ctx context.Context) context.Context {
 	merged := make(MD, len(in)+len(out))
 	for k, v := range in {
 		switch k {
-		case Service, Endpoint, ContentType, Accept, Status, Error, Timeout, Principal, Challenge:
+		case Service, Endpoint, ContentType, Accept, Status, Error, Timeout, Principal, Challenge, RetryAfter:
 			continue
 		}
 		merged[k] = v

@@ -23,10 +23,11 @@ func TestForwardIncomingDropsPerHopNames(t *testing.T) {
 	in := metadata.MD{
 		metadata.Service: "a", metadata.Endpoint: "A.B", metadata.ContentType: "application/json",
 		metadata.RequestID: "r1", metadata.TraceParent: "00-abc-def-01", metadata.Auth: "Bearer t",
+		metadata.RetryAfter: "5",
 	}
 	ctx := metadata.ForwardIncoming(metadata.NewIncomingContext(context.Background(), in))
 	out, _ := metadata.FromOutgoingContext(ctx)
-	for _, k := range []string{metadata.Service, metadata.Endpoint, metadata.ContentType} {
+	for _, k := range []string{metadata.Service, metadata.Endpoint, metadata.ContentType, metadata.RetryAfter} {
 		if _, ok := out[k]; ok {
 			t.Errorf("%s was forwarded", k)
 		}
@@ -49,7 +50,7 @@ func TestServerContextCollectsResponse(t *testing.T) {
 	if metadata.SetResponse(context.Background(), "k", "v") {
 		t.Error("SetResponse outside a server call should report false")
 	}
-	for name, want := range map[string]bool{"Micro-Anything": true, "Traceparent": true, "Authorization": true, "Cookie": false, "User-Agent": false} {
+	for name, want := range map[string]bool{"Micro-Anything": true, "Traceparent": true, "Authorization": true, "Retry-After": true, "Cookie": false, "User-Agent": false} {
 		if metadata.Propagated(name) != want {
 			t.Errorf("Propagated(%s) != %v", name, want)
 		}
