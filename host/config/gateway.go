@@ -403,9 +403,11 @@ func (d *decoder) checkGatewayAuth(g *Gateway, src gatewaySource, def *hclsyntax
 	hasJWT := sec != nil && sec.JWT != nil
 	signs := sec != nil && sec.Internal != nil && sec.Internal.Signing != nil
 	const expected = `expected a security { jwt { ... } } block saying which bearer tokens are valid, or auth = false`
+	const expectedForRoles = `expected a security { jwt { ... } } block saying which bearer tokens are valid; required_roles need an authenticated caller`
 	needs := false
 	check := func(block *hclsyntax.Block, what string, ac gateway.Access) {
-		on := g.Auth
+		// required_roles imply auth, as in the gateway itself.
+		on := g.Auth || len(ac.RequiredRoles) > 0
 		if ac.Auth != nil {
 			on = *ac.Auth
 		}
@@ -420,7 +422,7 @@ func (d *decoder) checkGatewayAuth(g *Gateway, src gatewaySource, def *hclsyntax
 		// the gateway's own auth attribute.
 		switch a := block.Body.Attributes; {
 		case len(ac.RequiredRoles) > 0:
-			d.errorf(a["required_roles"].NameRange, fmt.Sprintf("No token verifier for %s", what), "%s", expected)
+			d.errorf(a["required_roles"].NameRange, fmt.Sprintf("No token verifier for %s", what), "%s", expectedForRoles)
 		case ac.Auth != nil:
 			d.errorf(a["auth"].NameRange, fmt.Sprintf("No token verifier for %s", what), "%s", expected)
 		}
