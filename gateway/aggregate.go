@@ -39,10 +39,12 @@ func newAggregateHandler(st *state, a *Aggregate, acc *access) *aggregateHandler
 	return h
 }
 
-// partResult is one part's outcome: its JSON answer or its error.
+// partResult is one part's outcome: its JSON answer or its error, with the
+// Retry-After to answer that error with.
 type partResult struct {
-	body []byte
-	err  *errors.Error
+	body       []byte
+	err        *errors.Error
+	retryAfter string
 }
 
 func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -72,7 +74,7 @@ func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wg.Wait()
 
 	var failed []string
-	var firstErr *errors.Error
+	var first partResult // the first failed part's
 	var out bytes.Buffer
 	out.WriteByte('{')
 	for i, part := range h.agg.Parts {
@@ -80,8 +82,8 @@ func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if res.err != nil {
 			st.metrics.partFails.WithLabelValues(h.pat.label(), part.Name).Inc()
 			failed = append(failed, part.Name)
-			if firstErr == nil {
-				firstErr = res.err
+			if first.err == nil {
+				first = res
 			}
 			continue
 		}
@@ -97,13 +99,16 @@ func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(failed) > 0 {
 		w.Header().Set(metadata.FailedParts, strings.Join(failed, ","))
 		if h.agg.Partial != PartialAllow || len(failed) == len(h.agg.Parts) {
-			e := *firstErr
+			e := *first.err
 			e.Detail = "aggregate part " + failed[0] + " failed: " + e.Detail
+			if first.retryAfter != "" {
+				w.Header().Set(metadata.RetryAfter, first.retryAfter)
+			}
 			writeError(w, r, &e)
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(metadata.ContentType, "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
 	w.WriteHeader(http.StatusOK)
 	w.Write(out.Bytes())
@@ -133,10 +138,11 @@ func (h *aggregateHandler) callPart(ctx context.Context, r *http.Request, reques
 	res := st.call(ctx, &backendCall{
 		service: service, endpoint: endpoint, header: header, body: reqBody,
 		retry:      retryOf(part.Retry),
-		idempotent: idempotentMethod(r.Method) || st.endpointIdempotent(ctx, service, endpoint),
+		idempotent: idempotentMethod(r.Method),
+		dynamic:    isTemplate(part.Endpoint),
 	})
 	if res.err != nil {
-		return partResult{err: res.err}
+		return partResult{err: res.err, retryAfter: res.retryAfter}
 	}
 	if !json.Valid(res.msg.Body) {
 		return partResult{err: errors.BadGateway("gateway", "%s %s answered with a body that is not JSON", service, endpoint)}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/errors"
+	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
 	"github.com/microhost/micro/sdk/schema"
 )
@@ -36,7 +37,7 @@ func (st *state) requestObject(r *http.Request, body []byte, service, endpoint s
 	c := st.codecs.Default()
 	if len(body) > 0 {
 		var err error
-		if c, err = st.codecs.ForContentType(r.Header.Get("Content-Type"), body); err != nil {
+		if c, err = st.codecs.ForContentType(r.Header.Get(metadata.ContentType), body); err != nil {
 			return nil, "", unsupported(err)
 		}
 	}
@@ -46,7 +47,11 @@ func (st *state) requestObject(r *http.Request, body []byte, service, endpoint s
 	}
 	obj := map[string]any{}
 	if len(bytes.TrimSpace(body)) > 0 {
-		if err := decodeObject(c, body, &obj); err != nil {
+		err := decodeObject(c, body, &obj)
+		switch {
+		case stderrors.Is(err, errNull):
+			return nil, "", errors.BadRequest("gateway", "expected a %s object, got %s", codecLabel(c), nullName(c))
+		case err != nil:
 			return nil, "", errors.BadRequest("gateway", "malformed %s body: %v; expected an object such as {\"name\":\"Alice\"}", c.Name(), err)
 		}
 	}
@@ -109,21 +114,48 @@ func unsupported(err error) *errors.Error {
 	return errors.UnsupportedMediaType("gateway", "%v", err)
 }
 
+// errNull is decodeObject's error for a body that is JSON null or msgpack nil,
+// which decodes without complaint into no object at all.
+var errNull = stderrors.New("the body is null, not an object")
+
 // decodeObject decodes a body that must be an object; JSON numbers keep their
-// exact text.
+// exact text. A null body is errNull: *obj is never left nil.
 func decodeObject(c codec.Codec, body []byte, obj *map[string]any) error {
 	if c.Name() != "json" {
-		return c.Unmarshal(body, obj)
+		if err := c.Unmarshal(body, obj); err != nil {
+			return err
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(obj); err != nil {
+			return err
+		}
+		if dec.More() {
+			return stderrors.New("more than one JSON value")
+		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(obj); err != nil {
-		return err
-	}
-	if dec.More() {
-		return stderrors.New("more than one JSON value")
+	if *obj == nil {
+		*obj = map[string]any{}
+		return errNull
 	}
 	return nil
+}
+
+// codecLabel is how an error message names c's format ("JSON", "msgpack").
+func codecLabel(c codec.Codec) string {
+	if c.Name() == "json" {
+		return "JSON"
+	}
+	return c.Name()
+}
+
+// nullName is how c's format spells the null value.
+func nullName(c codec.Codec) string {
+	if c.Name() == "json" {
+		return "null"
+	}
+	return "nil"
 }
 
 func encodeObject(c codec.Codec, obj map[string]any) ([]byte, error) {
@@ -217,14 +249,7 @@ func (st *state) endpoint(ctx context.Context, service, endpoint string) *regist
 	if err != nil {
 		return nil
 	}
-	for _, s := range svcs {
-		for _, ep := range s.Endpoints {
-			if ep.Name == endpoint {
-				return ep
-			}
-		}
-	}
-	return nil
+	return findEndpoint(svcs, endpoint)
 }
 
 // parseParamTypes reads the top-level property types of a request schema.

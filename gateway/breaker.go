@@ -54,8 +54,11 @@ func (bs *breakers) get(service string, s Breaker) *breaker {
 		IsSuccessful: func(err error) bool {
 			return err == nil || !countsAsFailure(err)
 		},
-		// A call its client gave up on says nothing about the backend.
-		IsExcluded: func(err error) bool { return stderrors.Is(err, context.Canceled) },
+		// A call its client gave up on, or one that found no node to send
+		// to, says nothing about the backend.
+		IsExcluded: func(err error) bool {
+			return stderrors.Is(err, context.Canceled) || stderrors.Is(err, errNoNode)
+		},
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			switch to {
 			case gobreaker.StateOpen:

@@ -25,45 +25,87 @@ type backendCall struct {
 	header   map[string]string // sent as is; Micro-Timeout is set per try
 	body     []byte
 	retry    Retry // Attempts 0: one try
-	// idempotent allows retrying failures that may have reached the backend.
+	// idempotent allows retrying failures that may have reached the backend;
+	// call also allows it for endpoints the service registered idempotent.
 	idempotent bool
+	// dynamic says the endpoint name came from the request (a templated
+	// route): metrics then name it only when the service registers it.
+	dynamic bool
 }
+
+// otherEndpoint is the metrics label of an endpoint a request named that its
+// service does not register, so made-up names cannot grow the series.
+const otherEndpoint = "_other"
 
 // callResult is a backend's answer: a body in its codec, or an error envelope.
 type callResult struct {
 	msg *transport.Message // set on success (2xx)
 	err *errors.Error      // set on failure, with the status to answer
-	// retryAfter is set when an open breaker refused the call.
-	retryAfter time.Duration
+	// retryAfter is the Retry-After value to answer an error with: an open
+	// breaker's, or the backend's own.
+	retryAfter string
 }
+
+// errNoNode marks a call that found no node to send to (nothing registered,
+// or the selector refused): it never reached a backend, so the breaker does
+// not count it.
+var errNoNode = stderrors.New("no node to call")
+
+// noNode is the error of a call that found no node: not sent, and e to answer.
+func noNode(e *errors.Error) error {
+	return fmt.Errorf("%w (%w): %w", transport.ErrNotSent, errNoNode, e)
+}
+
+// answerError is a backend's non-2xx answer with the Retry-After it sent.
+type answerError struct {
+	env        *errors.Error
+	retryAfter string
+}
+
+func (e *answerError) Error() string { return e.env.Error() }
+func (e *answerError) Unwrap() error { return e.env }
 
 // call makes c, trying again as c.retry allows, each try through the
 // service's breaker. It returns once a try succeeded or no further try is
 // allowed; the client's response has not started at that point, which is what
 // makes retries safe to stop at any time.
+//
+// The service is resolved first: a name no service is registered under (a
+// templated route lets clients make names up) answers 503 before a breaker or
+// a metric series exists for it.
 func (s *state) call(ctx context.Context, c *backendCall) callResult {
+	services, e := s.resolve(ctx, c.service)
+	if e != nil {
+		return callResult{err: e}
+	}
+	ep := findEndpoint(services, c.endpoint)
+	c.idempotent = c.idempotent || ep != nil && ep.Metadata["idempotent"] == "true"
+	label := c.endpoint
+	if c.dynamic && ep == nil {
+		label = otherEndpoint
+	}
 	br := s.breaker(c.service)
 	var tried []string
 	retry := c.retry.withDefaults()
 	for attempt := 0; ; attempt++ {
-		msg, nodeID, err := s.try(ctx, br, c, tried, attempt)
+		msg, nodeID, err := s.try(ctx, br, c, label, tried, attempt)
 		if err == nil {
 			return callResult{msg: msg}
 		}
 		var open *openError
 		if stderrors.As(err, &open) {
 			s.metrics.rejected.WithLabelValues(c.service).Inc()
-			return callResult{err: open.envelope(), retryAfter: open.retryAfter}
+			return callResult{err: open.envelope(), retryAfter: strconv.Itoa(int(open.retryAfter / time.Second))}
 		}
 		if attempt >= retry.Attempts || !retryable(ctx, err, c.idempotent || retry.NonIdempotent) {
-			return callResult{err: toEnvelope(ctx, c, err)}
+			return failed(ctx, c, err)
 		}
 		wait := backoff(retry, attempt+1)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			return callResult{err: toEnvelope(ctx, c, err)}
+			return failed(ctx, c, err)
 		}
 		if sleep(ctx, wait) != nil {
-			return callResult{err: toEnvelope(ctx, c, err)}
+			return failed(ctx, c, err)
 		}
 		s.metrics.retries.WithLabelValues(c.service).Inc()
 		if nodeID != "" {
@@ -72,9 +114,45 @@ func (s *state) call(ctx context.Context, c *backendCall) callResult {
 	}
 }
 
+// failed is the result of a call that ended with err: its envelope, and the
+// backend's Retry-After when it sent one.
+func failed(ctx context.Context, c *backendCall, err error) callResult {
+	res := callResult{err: toEnvelope(ctx, c, err)}
+	var ae *answerError
+	if stderrors.As(err, &ae) {
+		res.retryAfter = ae.retryAfter
+	}
+	return res
+}
+
+// resolve looks service up, answering 503 when nothing is registered under
+// its name.
+func (s *state) resolve(ctx context.Context, service string) ([]*registry.Service, *errors.Error) {
+	services, err := s.cache.Lookup(ctx, service)
+	switch {
+	case stderrors.Is(err, registry.ErrNotFound):
+		return nil, errors.Unavailable("gateway", "no instance of %s is registered", service)
+	case err != nil:
+		return nil, errors.Unavailable("gateway", "looking up %s: %v", service, err)
+	}
+	return services, nil
+}
+
+// findEndpoint returns the registered description of an endpoint, or nil.
+func findEndpoint(services []*registry.Service, endpoint string) *registry.Endpoint {
+	for _, s := range services {
+		for _, ep := range s.Endpoints {
+			if ep.Name == endpoint {
+				return ep
+			}
+		}
+	}
+	return nil
+}
+
 // try makes one attempt: breaker, node, per-try deadline, call. A non-2xx
-// answer comes back as its *errors.Error.
-func (s *state) try(ctx context.Context, br *breaker, c *backendCall, tried []string, attempt int) (*transport.Message, string, error) {
+// answer comes back as an *answerError; label names the endpoint in metrics.
+func (s *state) try(ctx context.Context, br *breaker, c *backendCall, label string, tried []string, attempt int) (*transport.Message, string, error) {
 	done := func(error) {}
 	if br != nil {
 		d, err := br.cb.Allow()
@@ -105,9 +183,9 @@ func (s *state) try(ctx context.Context, br *breaker, c *backendCall, tried []st
 	if span != nil {
 		telemetry.EndClient(span, status, err)
 	}
-	s.metrics.client.WithLabelValues(c.service, c.endpoint, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	s.metrics.client.WithLabelValues(c.service, label, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	if err == nil && status >= 300 {
-		err = decodeEnvelope(s.codecs, c.service, msg, status)
+		err = &answerError{env: decodeEnvelope(s.codecs, c.service, msg, status), retryAfter: msg.Header[metadata.RetryAfter]}
 		msg = nil
 	}
 	if err != nil && ctx.Err() != nil && !isEnvelope(err) {
@@ -130,12 +208,9 @@ func (s *state) send(ctx context.Context, addr string, m *transport.Message) (*t
 // pick chooses a node of service, avoiding nodes already tried and nodes the
 // transport found unhealthy, but taking any node rather than none.
 func (s *state) pick(ctx context.Context, service string, tried []string) (*registry.Node, registry.Done, error) {
-	services, err := s.cache.Lookup(ctx, service)
-	if err != nil {
-		if stderrors.Is(err, registry.ErrNotFound) {
-			return nil, nil, fmt.Errorf("%w: %w", transport.ErrNotSent, errors.Unavailable("gateway", "no instance of %s is registered", service))
-		}
-		return nil, nil, fmt.Errorf("%w: %w", transport.ErrNotSent, errors.Unavailable("gateway", "looking up %s: %v", service, err))
+	services, e := s.resolve(ctx, service)
+	if e != nil {
+		return nil, nil, noNode(e)
 	}
 	exclude := tried
 	if hr, ok := s.transport.(transport.HealthReporter); ok {
@@ -149,6 +224,7 @@ func (s *state) pick(ctx context.Context, service string, tried []string) (*regi
 	}
 	var node *registry.Node
 	var done registry.Done
+	var err error
 	if len(exclude) > 0 {
 		node, done, err = s.selector.Select(services, registry.Exclude(exclude...))
 	}
@@ -156,7 +232,7 @@ func (s *state) pick(ctx context.Context, service string, tried []string) (*regi
 		node, done, err = s.selector.Select(services)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", transport.ErrNotSent, errors.Unavailable("gateway", "no node of %s can take the call: %v", service, err))
+		return nil, nil, noNode(errors.Unavailable("gateway", "no node of %s can take the call: %v", service, err))
 	}
 	return node, done, nil
 }
@@ -183,12 +259,19 @@ func statusOf(msg *transport.Message, err error) int {
 }
 
 // decodeEnvelope reads a backend's error answer, or makes one when the body is
-// not an envelope.
-func decodeEnvelope(cs *codec.Set, service string, msg *transport.Message, status int) error {
+// not an envelope. An answer that is neither a success nor an error (a
+// redirect, say) is a 502: the gateway has nothing to pass on.
+func decodeEnvelope(cs *codec.Set, service string, msg *transport.Message, status int) *errors.Error {
+	if !isErrorStatus(int32(status)) {
+		return errors.BadGateway("gateway", "%s answered %d, which is neither a success nor an error", service, status)
+	}
 	c, err := cs.ForContentType(msg.Header[metadata.ContentType], msg.Body)
 	if err == nil {
 		var e errors.Error
 		if c.Unmarshal(msg.Body, &e) == nil && e.Code != 0 {
+			if !isErrorStatus(e.Code) {
+				return errors.BadGateway("gateway", "%s answered %d with an error envelope of code %d", service, status, e.Code)
+			}
 			if e.ID == "" {
 				e.ID = service
 			}
@@ -198,6 +281,20 @@ func decodeEnvelope(cs *codec.Set, service string, msg *transport.Message, statu
 	return errors.New(service, int32(status), "%s answered %d without an error envelope", service, status)
 }
 
+// isErrorStatus reports whether code is an HTTP client or server error.
+func isErrorStatus(code int32) bool { return code >= 400 && code <= 599 }
+
+// retryableStatus reports whether a backend's answer may differ on another
+// try: 502, 503 and 504. A 429 is the backend asking for less traffic, so
+// the gateway passes it on with its Retry-After instead of trying again.
+func retryableStatus(code int32) bool {
+	switch code {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 func isEnvelope(err error) bool {
 	var e *errors.Error
 	return stderrors.As(err, &e) && !stderrors.Is(err, transport.ErrNotSent)
@@ -205,8 +302,8 @@ func isEnvelope(err error) bool {
 
 // retryable reports whether another try may succeed: always for calls that
 // were never sent; for others only when idempotent and the failure was
-// unavailable, a timeout, a bad gateway or a connection failure; never once
-// the client went away.
+// unavailable (503), a timeout (504), a bad gateway (502) or a connection
+// failure; never once the client went away.
 func retryable(ctx context.Context, err error, idempotent bool) bool {
 	if stderrors.Is(ctx.Err(), context.Canceled) || stderrors.Is(err, context.Canceled) {
 		return false
@@ -222,7 +319,7 @@ func retryable(ctx context.Context, err error, idempotent bool) bool {
 	}
 	var e *errors.Error
 	if stderrors.As(err, &e) {
-		return errors.Retryable(e)
+		return retryableStatus(e.Code)
 	}
 	return true // a transport failure: connection reset, per-try timeout
 }

@@ -6,11 +6,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/microhost/micro/sdk/metadata"
 )
 
 var (
 	defaultCORSMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
-	defaultCORSHeaders = []string{"Content-Type", "Authorization", "Micro-Request-Id"}
+	defaultCORSHeaders = []string{metadata.ContentType, metadata.Auth, metadata.RequestID}
 )
 
 // origin is one AllowOrigins entry: any origin, an exact one, or a subdomain

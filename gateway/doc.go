@@ -14,7 +14,11 @@
 // (Micro-Request-Id, forwarded or generated), the client's Accept,
 // Authorization and trace context, and Forwarded / X-Forwarded-* headers. The
 // backend's body passes through in its codec; its error envelope becomes a
-// problem document with the backend's status.
+// problem document with the backend's status and Retry-After (an answer that
+// is neither a success nor an error, such as a redirect, is a 502). A service
+// name no service is registered under answers 503 without a breaker or metric
+// series of its own, and metrics name an endpoint its service does not
+// register "_other", so names taken from the path cannot grow them.
 //
 // Routes and aggregates may require a verified bearer token (Config.Auth as the
 // default, Access per route) and roles (any or all of RequiredRoles): no or a
@@ -22,9 +26,10 @@
 // caller reaches the backend only as an internal token signed by the gateway
 // (metadata.Principal); identity headers sent by clients are never forwarded.
 //
-// Around each call: per-route timeout, retries (idempotent methods only unless
-// opted in, per-try timeouts, jittered backoff) and a circuit breaker per
-// backend service (open: 503 with Retry-After). Backend policies allow or
+// Around each call: per-route timeout, retries (of 502, 503, 504 and
+// connection failures; idempotent methods only unless opted in; per-try
+// timeouts, jittered backoff) and a circuit breaker per backend service (open:
+// 503 with Retry-After; calls that found no node to send to do not count). Backend policies allow or
 // block endpoints (403 or 404). CORS applies globally or per route. Response
 // transformations add, remove and rename fields. Aggregates call several
 // endpoints in parallel under one deadline and merge the answers by name.

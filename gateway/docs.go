@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+
+	"github.com/microhost/micro/sdk/metadata"
 )
 
 // docsFS holds the docs page's assets: Swagger UI's bundle and stylesheet,
@@ -43,7 +45,7 @@ func (st *state) serveDocsPage(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
 	_ = docsPage.Execute(&b, st.cfg.Docs.Title) // a string into a fixed template
 	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set(metadata.ContentType, "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'")
 	w.WriteHeader(http.StatusOK)
 	w.Write([]byte(b.String()))
@@ -72,7 +74,7 @@ func (st *state) serveDocsFile(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusInternalServerError, "gateway", err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", f.contentType)
+	w.Header().Set(metadata.ContentType, f.contentType)
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	w.WriteHeader(http.StatusOK)
 	w.Write(data)

@@ -13,7 +13,9 @@ var forwardedFromClient = []string{metadata.Accept, metadata.Auth, metadata.Trac
 
 // outHeader builds the metadata of a backend call for r: the target, the
 // body's content type, the request id, the client's Accept, auth and trace
-// context, and Forwarded / X-Forwarded-* naming the client and how it came in.
+// context, and Forwarded / X-Forwarded-* naming the client and how it came in:
+// Forwarded, X-Forwarded-Host and X-Forwarded-Proto from the connection (any
+// sent by the client are replaced), X-Forwarded-For appended to.
 func (st *state) outHeader(r *http.Request, requestID, service, endpoint, contentType string) map[string]string {
 	h := make(map[string]string, 12)
 	h[metadata.Service] = service
@@ -37,18 +39,17 @@ func (st *state) outHeader(r *http.Request, requestID, service, endpoint, conten
 	if strings.Contains(client, ":") {
 		node = `"[` + client + `]"` // RFC 7239: IPv6 is bracketed and quoted
 	}
-	fwd := "for=" + node + ";host=" + quoteIfNeeded(r.Host) + ";proto=" + proto
-	if prev := strings.Join(r.Header.Values(metadata.Forwarded), ", "); prev != "" {
-		fwd = prev + ", " + fwd
-	}
-	h[metadata.Forwarded] = fwd
+	// The gateway is the edge: what a client claims about the host and the
+	// scheme is not evidence, so those come from the connection alone. The
+	// chain of client addresses is kept, the gateway's peer last.
+	h[metadata.Forwarded] = "for=" + node + ";host=" + quoteIfNeeded(r.Host) + ";proto=" + proto
 	xff := client
 	if prev := strings.Join(r.Header.Values(metadata.ForwardedFor), ", "); prev != "" {
 		xff = prev + ", " + client
 	}
 	h[metadata.ForwardedFor] = xff
-	h[metadata.ForwardedHost] = firstNonEmpty(r.Header.Get(metadata.ForwardedHost), r.Host)
-	h[metadata.ForwardedProto] = firstNonEmpty(r.Header.Get(metadata.ForwardedProto), proto)
+	h[metadata.ForwardedHost] = r.Host
+	h[metadata.ForwardedProto] = proto
 	return h
 }
 
@@ -58,11 +59,4 @@ func quoteIfNeeded(s string) string {
 		return s
 	}
 	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/microhost/micro/sdk/metadata"
 )
 
 // handleBuiltins registers what the gateway serves itself: /health (liveness),
@@ -33,7 +35,7 @@ func (st *state) serveReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(metadata.ContentType, "application/json")
 	w.WriteHeader(status)
 	w.Write(body)
 }

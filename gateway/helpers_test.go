@@ -3,9 +3,11 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -222,13 +224,23 @@ func (r response) problem(t *testing.T) gateway.Problem {
 // do sends one request; header is "Name: value" lines.
 func do(t *testing.T, method, url, body string, header ...string) response {
 	t.Helper()
+	r, err := send(method, url, body, header...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// send is do for goroutines other than the test's: it reports failures
+// instead of ending the test.
+func send(method, url, body string, header ...string) (response, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -239,12 +251,25 @@ func do(t *testing.T, method, url, body string, header ...string) response {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
+		return response{}, fmt.Errorf("reading the answer to %s %s: %w", method, url, err)
+	}
+	return response{resp.StatusCode, resp.Header, string(b)}, nil
+}
+
+// startRawBackend serves h as the only node of service name: a backend that
+// speaks the wire format (POST /Handler.Method) without the SDK, so a test
+// controls its status codes and headers exactly.
+func startRawBackend(t testing.TB, reg registry.Registry, name string, h http.HandlerFunc) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	svc := &registry.Service{Name: name, Version: "raw", Nodes: []*registry.Node{{ID: name + "-raw", Address: srv.Listener.Addr().String()}}}
+	if err := reg.Register(context.Background(), svc, 0); err != nil {
 		t.Fatal(err)
 	}
-	return response{resp.StatusCode, resp.Header, string(b)}
 }

@@ -3,10 +3,14 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/microhost/micro/gateway"
 	"github.com/microhost/micro/sdk/registry"
@@ -68,56 +72,84 @@ func TestReadiness(t *testing.T) {
 func TestReloadIsAtomic(t *testing.T) {
 	reg := registry.NewMemory()
 	startBackend(t, reg, "users", Users{})
-	route := func(version string) gateway.Config {
-		return gateway.Config{Routes: []*gateway.Route{{
-			Pattern: "GET /u/{id}", Service: "users", Endpoint: "Users.Get",
-			Transform: &gateway.Transform{Add: map[string]json.RawMessage{"version": json.RawMessage(`"` + version + `"`)}},
-		}}}
+	// Version n's routes /a and /b both add "version": n, and its CORS policy
+	// exposes the header Version-n: within one answer the body and the header
+	// must name the same version, and versions seen one after the other never
+	// go back, whichever route answers.
+	version := func(n int) gateway.Config {
+		add := &gateway.Transform{Add: map[string]json.RawMessage{"version": json.RawMessage(strconv.Itoa(n))}}
+		return gateway.Config{
+			CORS: &gateway.CORS{AllowOrigins: []string{"*"}, ExposeHeaders: []string{"Version-" + strconv.Itoa(n)}},
+			Routes: []*gateway.Route{
+				{Pattern: "GET /a/{id}", Service: "users", Endpoint: "Users.Get", Transform: add},
+				{Pattern: "GET /b/{id}", Service: "users", Endpoint: "Users.Get", Transform: add},
+			},
+		}
 	}
-	g, base := startGateway(t, route("a"), reg)
+	g, base := startGateway(t, version(0), reg)
 
 	stop := make(chan struct{})
+	var served atomic.Int64
+	errs := make(chan error, 8)
 	var wg sync.WaitGroup
-	errs := make(chan string, 100)
 	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
+		wg.Go(func() {
+			last := 0
+			for i := 0; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				r := do(t, "GET", base+"/u/1", "")
-				if r.status != 200 || !(strings.Contains(r.body, `"version":"a"`) || strings.Contains(r.body, `"version":"b"`)) {
-					errs <- r.body
+				path := "/a/1"
+				if i%2 == 1 {
+					path = "/b/1"
+				}
+				r, err := send("GET", base+path, "", "Origin: https://app.example")
+				if err != nil {
+					errs <- err
 					return
 				}
+				var body struct{ Version int }
+				if r.status != 200 || json.Unmarshal([]byte(r.body), &body) != nil {
+					errs <- fmt.Errorf("GET %s: %d %s", path, r.status, r.body)
+					return
+				}
+				if exposed := r.header.Get("Access-Control-Expose-Headers"); exposed != "Version-"+strconv.Itoa(body.Version) {
+					errs <- fmt.Errorf("GET %s mixed versions: body says %d, CORS exposes %q", path, body.Version, exposed)
+					return
+				}
+				if body.Version < last {
+					errs <- fmt.Errorf("GET %s went back from version %d to %d", path, last, body.Version)
+					return
+				}
+				last = body.Version
+				served.Add(1)
 			}
-		}()
+		})
 	}
-	for i := range 20 {
-		v := "a"
-		if i%2 == 0 {
-			v = "b"
-		}
-		if err := g.Reload(route(v), gateway.Registry(reg)); err != nil {
+	// Reload at least 30 times, and until requests were served meanwhile
+	// (unless a request failed, or that takes too long).
+	reloads := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for (reloads < 30 || served.Load() < 200) && len(errs) == 0 && time.Now().Before(deadline) {
+		reloads++
+		if err := g.Reload(version(reloads), gateway.Registry(reg)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	close(stop)
 	wg.Wait()
 	close(errs)
-	for e := range errs {
-		t.Errorf("a request during reloads got %s", e)
+	for err := range errs {
+		t.Error(err)
 	}
 	// A bad config is refused and the routes in force stay.
-	bad := gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /u/{id}", Service: "users"}}}
+	bad := gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /b/{id}", Service: "users"}}}
 	if err := g.Reload(bad, gateway.Registry(reg)); err == nil {
 		t.Fatal("a route without an endpoint was accepted")
 	}
-	if r := do(t, "GET", base+"/u/1", ""); r.status != 200 || !strings.Contains(r.body, `"version":"a"`) {
+	if r := do(t, "GET", base+"/b/1", ""); r.status != 200 || !strings.Contains(r.body, `"version":`+strconv.Itoa(reloads)) {
 		t.Fatalf("after a refused reload: %d %s", r.status, r.body)
 	}
 	if g.Config().Timeout != gateway.DefaultTimeout {

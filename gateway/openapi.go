@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/schema"
 )
 
@@ -105,7 +107,7 @@ func (d *docBuilder) route(h *routeHandler) {
 	for _, m := range d.methods(h.pat) {
 		op := map[string]any{
 			"operationId": d.opID(r.Endpoint, m, h.pat),
-			"summary":     firstNonEmpty(r.Summary, r.Service+" "+r.Endpoint),
+			"summary":     cmp.Or(r.Summary, r.Service+" "+r.Endpoint),
 			"parameters":  d.parameters(h.pat, h.bodyParams, req, m),
 			"responses": map[string]any{
 				"200":     content("OK", "application/json", resp),
@@ -141,19 +143,19 @@ func (d *docBuilder) aggregate(h *aggregateHandler) {
 	resp := map[string]any{"type": "object", "properties": props}
 	desc := "Calls " + partList(a.Parts) + " in parallel and merges the answers under the part names."
 	if a.Partial == PartialAllow {
-		desc += " Parts that fail are left out and named in the Micro-Failed-Parts header."
+		desc += " Parts that fail are left out and named in the " + metadata.FailedParts + " header."
 	} else {
 		desc += " If a part fails, the request fails with its error."
 	}
 	ok := content("OK", "application/json", resp)
-	ok["headers"] = map[string]any{"Micro-Failed-Parts": map[string]any{
+	ok["headers"] = map[string]any{metadata.FailedParts: map[string]any{
 		"description": "The parts that failed, comma-separated.", "schema": map[string]any{"type": "string"},
 	}}
 	for _, m := range d.methods(h.pat) {
 		op := map[string]any{
 			"operationId": d.opID("", m, h.pat),
-			"summary":     firstNonEmpty(a.Summary, "Aggregate of "+partList(a.Parts)),
-			"description": firstNonEmpty(a.Description, desc),
+			"summary":     cmp.Or(a.Summary, "Aggregate of "+partList(a.Parts)),
+			"description": cmp.Or(a.Description, desc),
 			"tags":        []string{"aggregates"},
 			"parameters":  d.parameters(h.pat, nil, req, m),
 			"responses": map[string]any{
@@ -273,8 +275,8 @@ func (d *docBuilder) schemas(service, endpoint string, req, resp any) (map[strin
 	}
 	if (reqText == "" || respText == "") && !strings.Contains(service+endpoint, "{") {
 		if ep := d.st.endpoint(d.ctx, service, endpoint); ep != nil {
-			reqText = firstNonEmpty(reqText, ep.Metadata[schema.RequestKey])
-			respText = firstNonEmpty(respText, ep.Metadata[schema.ResponseKey])
+			reqText = cmp.Or(reqText, ep.Metadata[schema.RequestKey])
+			respText = cmp.Or(respText, ep.Metadata[schema.ResponseKey])
 		}
 	}
 	return d.hoist(reqText, service), d.hoist(respText, service)

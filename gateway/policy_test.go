@@ -2,7 +2,9 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,5 +153,46 @@ func TestTransform(t *testing.T) {
 	// Errors are not transformed.
 	if r := do(t, "GET", base+"/users/404", ""); r.status != 404 {
 		t.Fatalf("%d %s", r.status, r.body)
+	}
+}
+
+// The values a transform adds are shared by every request; adding into one of
+// them (a nested path under an added object) must write into the request's
+// own copy.
+func TestTransformIsSafeForConcurrentRequests(t *testing.T) {
+	reg := registry.NewMemory()
+	startBackend(t, reg, "users", Users{})
+	cfg := gateway.Config{Routes: []*gateway.Route{{
+		Pattern: "GET /users/{id}", Service: "users", Endpoint: "Users.Get",
+		Transform: &gateway.Transform{Add: map[string]json.RawMessage{
+			"meta":           json.RawMessage(`{"tags":["a"],"source":{"name":"gateway"}}`),
+			"meta.source.id": json.RawMessage(`7`),
+			"meta.seen":      json.RawMessage(`true`),
+		}},
+	}}}
+	_, base := startGateway(t, cfg, reg)
+
+	const want = `"meta":{"seen":true,"source":{"id":7,"name":"gateway"},"tags":["a"]}`
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 25 {
+				r, err := send("GET", base+"/users/5", "")
+				if err != nil {
+					errs <- err
+					return
+				}
+				if r.status != 200 || !strings.Contains(r.body, want) {
+					errs <- fmt.Errorf("%d %s, want it to hold %s", r.status, r.body, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -35,18 +35,20 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, id, detail
 
 // writeError answers with e's status and e as a problem document.
 func writeError(w http.ResponseWriter, r *http.Request, e *errors.Error) {
-	status := int(e.Code)
-	if status < 400 || status > 599 {
-		status = http.StatusInternalServerError
+	status, code, title := int(e.Code), e.Code, e.Status
+	if !isErrorStatus(code) {
+		// Not an error status: a bug in the gateway, since backend answers
+		// were mapped already. Answer 500, and say 500 in the body too.
+		status, code, title = http.StatusInternalServerError, http.StatusInternalServerError, ""
 	}
 	p := Problem{
 		Type:      "about:blank",
-		Title:     e.Status,
+		Title:     title,
 		Status:    status,
 		Detail:    e.Detail,
 		Instance:  r.URL.Path,
 		ID:        e.ID,
-		Code:      e.Code,
+		Code:      code,
 		Fields:    e.Fields,
 		RequestID: w.Header().Get(metadata.RequestID),
 	}
@@ -55,7 +57,7 @@ func writeError(w http.ResponseWriter, r *http.Request, e *errors.Error) {
 	}
 	body, _ := json.Marshal(p) // plain strings and numbers: cannot fail
 	h := w.Header()
-	h.Set("Content-Type", ProblemContentType)
+	h.Set(metadata.ContentType, ProblemContentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Del("X-Content-Type-Options")
 	w.WriteHeader(status)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/microhost/micro/sdk/errors"
@@ -21,6 +22,8 @@ type routeHandler struct {
 	// bodyParams are the wildcards that go into the request object: those the
 	// service and endpoint templates do not use.
 	bodyParams []string
+	// dynamic says the endpoint name comes from the request path.
+	dynamic bool
 }
 
 func newRouteHandler(st *state, r *Route, acc *access) *routeHandler {
@@ -30,8 +33,12 @@ func newRouteHandler(st *state, r *Route, acc *access) *routeHandler {
 		h.timeout = st.cfg.Timeout
 	}
 	h.bodyParams = bodyParams(pat, r.Service, r.Endpoint)
+	h.dynamic = isTemplate(r.Endpoint)
 	return h
 }
+
+// isTemplate reports whether a service or endpoint name takes path parameters.
+func isTemplate(name string) bool { return strings.IndexByte(name, '{') >= 0 }
 
 // bodyParams are pat's wildcards not used by the given templates.
 func bodyParams(pat *pattern, templates ...string) []string {
@@ -80,17 +87,19 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		header:     header,
 		body:       body,
 		retry:      retryOf(h.route.Retry),
-		idempotent: idempotentMethod(r.Method) || st.endpointIdempotent(ctx, service, endpoint),
+		idempotent: idempotentMethod(r.Method),
+		dynamic:    h.dynamic,
 	})
 	st.writeResult(w, r, res, h.transform)
 }
 
 // writeResult answers with a call's result: the backend's body and codec, or
-// its error as a problem document (with Retry-After from an open breaker).
+// its error as a problem document (with the Retry-After of an open breaker or
+// of the backend).
 func (st *state) writeResult(w http.ResponseWriter, r *http.Request, res callResult, t *transformer) {
 	if res.err != nil {
-		if res.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(res.retryAfter/time.Second)))
+		if res.retryAfter != "" {
+			w.Header().Set(metadata.RetryAfter, res.retryAfter)
 		}
 		writeError(w, r, res.err)
 		return
@@ -106,7 +115,7 @@ func (st *state) writeResult(w http.ResponseWriter, r *http.Request, res callRes
 	}
 	h := w.Header()
 	if ct != "" {
-		h.Set("Content-Type", ct)
+		h.Set(metadata.ContentType, ct)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
@@ -126,23 +135,6 @@ func idempotentMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
 		return true
-	}
-	return false
-}
-
-// endpointIdempotent reports whether the service registered the endpoint as
-// safe to retry.
-func (st *state) endpointIdempotent(ctx context.Context, service, endpoint string) bool {
-	svcs, err := st.cache.Lookup(ctx, service)
-	if err != nil {
-		return false
-	}
-	for _, s := range svcs {
-		for _, ep := range s.Endpoints {
-			if ep.Name == endpoint {
-				return ep.Metadata["idempotent"] == "true"
-			}
-		}
 	}
 	return false
 }

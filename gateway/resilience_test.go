@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"context"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,4 +190,104 @@ func TestAggregate(t *testing.T) {
 			t.Fatalf("%d %q %s", r.status, r.header.Get(metadata.FailedParts), r.body)
 		}
 	})
+}
+
+// A service nobody registered yet fails its calls before anything is sent:
+// that says nothing about the backend, so its breaker stays closed and the
+// first call once it is registered succeeds.
+func TestUnregisteredServiceDoesNotOpenTheBreaker(t *testing.T) {
+	reg := registry.NewMemory()
+	cache := registry.NewCache(reg)
+	t.Cleanup(func() { cache.Close() })
+	cfg := gateway.Config{
+		Breaker: gateway.Breaker{Failures: 3, OpenTimeout: time.Minute},
+		Routes:  []*gateway.Route{{Pattern: "POST /late", Service: "late", Endpoint: "Echo.Say"}},
+	}
+	_, base := startGateway(t, cfg, cache)
+	for range 10 {
+		r := do(t, "POST", base+"/late", `{}`)
+		if p := r.problem(t); r.status != 503 || !strings.Contains(p.Detail, "no instance of late") {
+			t.Fatalf("%d %+v", r.status, p)
+		}
+	}
+	startBackend(t, reg, "late", &Echo{instance: "late"})
+	waitFor(t, "the registry cache to know late", func() bool {
+		_, err := cache.Lookup(context.Background(), "late")
+		return err == nil
+	})
+	if r := do(t, "POST", base+"/late", `{"text":"hi"}`); r.status != 200 || !strings.Contains(r.body, `"instance":"late"`) {
+		t.Fatalf("first call after registering: %d %s", r.status, r.body)
+	}
+	if s := breakerState(t, base, "late"); s != 0 {
+		t.Fatalf("breaker state %d, want 0 (closed)", s)
+	}
+}
+
+// busyBackend answers every call 429 with Retry-After: 7 and counts them.
+func busyBackend(t *testing.T, reg registry.Registry, name string) *atomic.Int64 {
+	var calls atomic.Int64
+	startRawBackend(t, reg, name, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set(metadata.ContentType, "application/json")
+		w.Header().Set(metadata.RetryAfter, "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write([]byte(`{"id":"` + name + `","code":429,"status":"Too Many Requests","detail":"slow down"}`))
+	})
+	return &calls
+}
+
+// A 429 is the backend asking for less traffic: the gateway does not retry
+// it and passes its Retry-After on, for routes and aggregates alike.
+func TestBackendTooManyRequestsIsPassedOnNotRetried(t *testing.T) {
+	reg := registry.NewMemory()
+	calls := busyBackend(t, reg, "busy")
+	retry := &gateway.Retry{Attempts: 3, Backoff: time.Millisecond}
+	cfg := gateway.Config{
+		Routes: []*gateway.Route{{Pattern: "GET /busy", Service: "busy", Endpoint: "Busy.Get", Retry: retry}},
+		Aggregates: []*gateway.Aggregate{{Pattern: "GET /all", Parts: []*gateway.Part{
+			{Name: "busy", Service: "busy", Endpoint: "Busy.Get", Retry: retry},
+		}}},
+	}
+	_, base := startGateway(t, cfg, reg)
+	for _, path := range []string{"/busy", "/all"} {
+		calls.Store(0)
+		r := do(t, "GET", base+path, "")
+		if p := r.problem(t); r.status != 429 || p.Code != 429 || !strings.Contains(p.Detail, "slow down") {
+			t.Fatalf("%s: %d %+v", path, r.status, p)
+		}
+		if ra := r.header.Get(metadata.RetryAfter); ra != "7" {
+			t.Errorf("%s: Retry-After %q, want the backend's 7", path, ra)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("%s: backend called %d times, want 1", path, n)
+		}
+	}
+}
+
+func TestAggregateAnswersAnOpenBreakerWithRetryAfter(t *testing.T) {
+	reg := registry.NewMemory()
+	startRawBackend(t, reg, "down", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(metadata.ContentType, "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"id":"down","code":503,"status":"Service Unavailable","detail":"down"}`))
+	})
+	cfg := gateway.Config{
+		Breaker: gateway.Breaker{Failures: 2, OpenTimeout: time.Minute},
+		Aggregates: []*gateway.Aggregate{{Pattern: "GET /all", Parts: []*gateway.Part{
+			{Name: "down", Service: "down", Endpoint: "Down.Get"},
+		}}},
+	}
+	_, base := startGateway(t, cfg, reg)
+	for range 2 {
+		if r := do(t, "GET", base+"/all", ""); r.status != 503 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+	r := do(t, "GET", base+"/all", "")
+	if p := r.problem(t); r.status != 503 || !strings.Contains(p.Detail, "circuit breaker") {
+		t.Fatalf("%d %+v", r.status, p)
+	}
+	if ra, err := strconv.Atoi(r.header.Get(metadata.RetryAfter)); err != nil || ra < 1 {
+		t.Fatalf("Retry-After %q", r.header.Get(metadata.RetryAfter))
+	}
 }

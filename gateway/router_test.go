@@ -104,6 +104,12 @@ func TestRouting(t *testing.T) {
 			t.Fatalf("%d %+v", r.status, p)
 		}
 	})
+	t.Run("an endpoint the service does not register is not named in metrics", func(t *testing.T) {
+		r := do(t, "POST", base+"/rpc/echo/Made.Up", `{}`)
+		if r.status != 404 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
 	t.Run("metrics label routes by template", func(t *testing.T) {
 		r := do(t, "GET", base+"/metrics", "")
 		for _, want := range []string{
@@ -112,12 +118,14 @@ func TestRouting(t *testing.T) {
 			`http_route="unmatched"`,
 			`http_client_request_duration_seconds_count{http_response_status_code="200",rpc_method="Users.Get",rpc_service="users"}`,
 			`micro_gateway_breaker_state{backend="users"} 0`,
+			`rpc_method="_other",rpc_service="echo"`,
 		} {
 			if !strings.Contains(r.body, want) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}
-		for _, raw := range []string{`"/users/42"`, `"/nowhere"`, `a/b/c.txt`} {
+		// Names clients make up create neither series nor breakers.
+		for _, raw := range []string{`"/users/42"`, `"/nowhere"`, `a/b/c.txt`, `"nobody"`, `"Made.Up"`} {
 			if strings.Contains(r.body, raw) {
 				t.Errorf("metrics carry the raw path %s", raw)
 			}
@@ -130,17 +138,21 @@ func TestRequestIDAndForwarded(t *testing.T) {
 	startBackend(t, reg, "echo", &Echo{})
 	_, base := startGateway(t, routingConfig(), reg)
 
-	r := do(t, "POST", base+"/echo", `{}`, "Micro-Request-Id: req-123", "X-Forwarded-For: 10.0.0.9", "Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	// The gateway is the edge: a client's word on the host and scheme is not
+	// passed on, its address chain is.
+	r := do(t, "POST", base+"/echo", `{}`, "Micro-Request-Id: req-123", "X-Forwarded-For: 10.0.0.9", "Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"X-Forwarded-Proto: https", "X-Forwarded-Host: evil.example", "Forwarded: for=10.0.0.9;host=evil.example;proto=https")
 	var e EchoResponse
 	r.json(t, &e)
 	h := e.Header
 	if r.header.Get(metadata.RequestID) != "req-123" || h[metadata.RequestID] != "req-123" {
 		t.Errorf("request id not forwarded: response %q, backend %q", r.header.Get(metadata.RequestID), h[metadata.RequestID])
 	}
-	if h[metadata.ForwardedFor] != "10.0.0.9, 127.0.0.1" || h[metadata.ForwardedProto] != "http" || h[metadata.ForwardedHost] == "" {
+	host := strings.TrimPrefix(base, "http://")
+	if h[metadata.ForwardedFor] != "10.0.0.9, 127.0.0.1" || h[metadata.ForwardedProto] != "http" || h[metadata.ForwardedHost] != host {
 		t.Errorf("X-Forwarded-*: %v", h)
 	}
-	if !strings.HasPrefix(h[metadata.Forwarded], "for=127.0.0.1;host=") || !strings.HasSuffix(h[metadata.Forwarded], ";proto=http") {
+	if want := `for=127.0.0.1;host="` + host + `";proto=http`; h[metadata.Forwarded] != want {
 		t.Errorf("Forwarded: %q", h[metadata.Forwarded])
 	}
 	if h[metadata.TraceParent] == "" {
@@ -178,6 +190,8 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"malformed JSON", "/echo/x", `{"text":`, "application/json", 400, "malformed json body"},
 		{"not an object", "/echo/x", `[1,2]`, "application/json", 400, "expected an object"},
+		{"JSON null", "/echo/x", `null`, "application/json", 400, "expected a JSON object, got null"},
+		{"msgpack nil", "/echo/x", "\xc0", "application/msgpack", 400, "expected a msgpack object, got nil"},
 		{"malformed JSON passed through", "/echo", `{"text":`, "application/json", 400, "malformed json body"},
 		{"unknown content type", "/echo", `<a/>`, "application/xml", 415, "application/json"},
 		{"oversized", "/echo", `{"text":"` + strings.Repeat("x", 2000) + `"}`, "application/json", 413, "1024 byte limit"},
@@ -228,5 +242,20 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("error %v, want one mentioning %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestBackendAnswerNeitherSuccessNorErrorIsBadGateway(t *testing.T) {
+	reg := registry.NewMemory()
+	startRawBackend(t, reg, "moved", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	})
+	_, base := startGateway(t, gateway.Config{Routes: []*gateway.Route{
+		{Pattern: "GET /moved", Service: "moved", Endpoint: "Moved.Get"},
+	}}, reg)
+	r := do(t, "GET", base+"/moved", "")
+	p := r.problem(t)
+	if r.status != 502 || p.Status != 502 || p.Code != 502 || !strings.Contains(p.Detail, "302") {
+		t.Fatalf("%d %+v", r.status, p)
 	}
 }

@@ -52,8 +52,29 @@ func (t *transformer) apply(obj map[string]any) {
 		}
 	}
 	for _, a := range t.add {
-		put(obj, a.path, a.value)
+		// The compiled value is shared by every request; obj owns a copy, so
+		// a later add into the same object writes into that copy only.
+		put(obj, a.path, deepCopy(a.value))
 	}
+}
+
+// deepCopy copies the objects and arrays of a value decoded from JSON.
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = deepCopy(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = deepCopy(e)
+		}
+		return out
+	}
+	return v
 }
 
 // take removes and returns the value at path.
