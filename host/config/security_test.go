@@ -2,58 +2,36 @@ package config
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/microhost/micro/sdk/auth/authtest"
 )
 
-// writePEM writes one PEM block to dir/name and returns the path.
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// keyFiles writes a self-signed certificate, its key, a second unrelated key
-// and a public key into dir.
+// keyFiles writes a certificate and its key, a second unrelated key, a public
+// key, a file that is not PEM and an HMAC secret into dir.
 func keyFiles(t *testing.T, dir string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca := authtest.NewCA(t, "test")
+	certPEM, keyPEM := ca.Issue(t, authtest.Leaf{CommonName: "test"})
+	_, otherPEM := ca.Issue(t, authtest.Leaf{CommonName: "other"})
+	authtest.Write(t, dir, "tls.crt", certPEM)
+	authtest.Write(t, dir, "tls.key", keyPEM)
+	authtest.Write(t, dir, "other.key", otherPEM)
+	block, _ := pem.Decode(keyPEM)
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writePEM(t, dir, "tls.crt", "CERTIFICATE", der)
-	for name, k := range map[string]*ecdsa.PrivateKey{"tls.key": key, "other.key": other} {
-		b, _ := x509.MarshalPKCS8PrivateKey(k)
-		writePEM(t, dir, name, "PRIVATE KEY", b)
-	}
-	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	writePEM(t, dir, "jwt.pub", "PUBLIC KEY", pub)
-	if err := os.WriteFile(filepath.Join(dir, "garbage.pem"), []byte("not pem\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "internal.key"), []byte(strings.Repeat("k", 40)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, _ := x509.MarshalPKIXPublicKey(key.(*ecdsa.PrivateKey).Public())
+	authtest.Write(t, dir, "jwt.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	authtest.Write(t, dir, "garbage.pem", []byte("not pem\n"))
+	authtest.Write(t, dir, "internal.key", []byte(strings.Repeat("k", 40)+"\n"))
 }
 
 // TestSecurityCheck loads the files a security block names: good ones pass,
@@ -117,7 +95,7 @@ func TestSecurityCheck(t *testing.T) {
 }`)
 	err := bad.Security.Check()
 	var cerr *Error
-	if err == nil || !errorsAs(err, &cerr) {
+	if !errors.As(err, &cerr) {
 		t.Fatalf("Check = %v, want an *Error", err)
 	}
 	want := []struct{ pos, text string }{
@@ -136,10 +114,4 @@ func TestSecurityCheck(t *testing.T) {
 			t.Errorf("diagnostic %d:\n%s\nwant it to start %q and name %s", i, lines[i], w.pos, w.text)
 		}
 	}
-}
-
-func errorsAs(err error, target **Error) bool {
-	e, ok := err.(*Error)
-	*target = e
-	return ok
 }
