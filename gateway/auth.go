@@ -79,17 +79,16 @@ func (a *access) check(w http.ResponseWriter, r *http.Request) (p *auth.Principa
 	}
 	h := r.Header.Get(metadata.Auth)
 	if h == "" {
-		if p := certificatePrincipal(r); p != nil {
+		if p, ok := auth.TLSPrincipal(r.TLS); ok { // roles from the policy's bindings
 			return p, a.allow(w, r, p)
 		}
 		w.Header().Set(metadata.Challenge, auth.Challenge(a.opts.Realm, nil))
 		writeError(w, r, errors.Unauthorized("gateway", "%s %s requires authentication: send Authorization: Bearer <token>, or a client certificate", r.Method, r.URL.Path))
 		return nil, false
 	}
-	scheme, tok, _ := strings.Cut(h, " ")
-	tok = strings.TrimSpace(tok)
+	tok, ok := auth.ParseBearer(h)
 	var err error
-	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+	if !ok {
 		err = fmt.Errorf("%w: the Authorization header is not \"Bearer <token>\"", auth.ErrInvalidToken)
 	} else {
 		p, err = a.opts.Verifier.Verify(r.Context(), tok)
@@ -114,20 +113,6 @@ func (a *access) allow(w http.ResponseWriter, r *http.Request, p *auth.Principal
 	writeError(w, r, errors.Forbidden("gateway", "%q may not call %s %s: it needs %s the roles %s",
 		p.Subject, r.Method, r.URL.Path, how, strings.Join(a.roles, ", ")))
 	return false
-}
-
-// certificatePrincipal is the caller named by the client certificate the TLS
-// handshake verified (URI SAN, else CN), nil without one. Its roles come from
-// the policy's bindings.
-func certificatePrincipal(r *http.Request) *auth.Principal {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
-		return nil
-	}
-	id := auth.CertificateIdentity(r.TLS.VerifiedChains[0][0])
-	if id == "" {
-		return nil
-	}
-	return &auth.Principal{Subject: id, Source: auth.SourceMTLS}
 }
 
 // hasRoles reports whether p holds the required roles.

@@ -84,7 +84,7 @@ func (o *ServerOptions) authenticate(ctx context.Context, req *server.Request) (
 		}
 	}
 	if h := req.Header[metadata.Auth]; h != "" && o.Tokens != nil {
-		tok, ok := bearer(h)
+		tok, ok := ParseBearer(h)
 		if !ok {
 			return nil, "", fmt.Errorf("%w: the Authorization header is not \"Bearer <token>\"", ErrInvalidToken)
 		}
@@ -138,7 +138,9 @@ func identityHeader(name string) bool {
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" value.
-func bearer(h string) (string, bool) {
+// ParseBearer returns the token of an Authorization header value
+// "Bearer <token>" (the scheme in any letter case); false for anything else.
+func ParseBearer(h string) (string, bool) {
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false

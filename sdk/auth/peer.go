@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 
 	"github.com/microhost/micro/sdk/transport"
@@ -24,10 +25,19 @@ func CertificateIdentity(cert *x509.Certificate) string {
 // text, no certificate, or a certificate that was not verified).
 func PeerPrincipal(ctx context.Context) (*Principal, bool) {
 	peer, ok := transport.PeerFromContext(ctx)
-	if !ok || peer.TLS == nil || len(peer.TLS.VerifiedChains) == 0 || len(peer.TLS.VerifiedChains[0]) == 0 {
+	if !ok {
 		return nil, false
 	}
-	id := CertificateIdentity(peer.TLS.VerifiedChains[0][0])
+	return TLSPrincipal(peer.TLS)
+}
+
+// TLSPrincipal returns the principal of the client certificate the handshake
+// of cs verified (its identity: URI SAN, else CN); false when there is none.
+func TLSPrincipal(cs *tls.ConnectionState) (*Principal, bool) {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return nil, false
+	}
+	id := CertificateIdentity(cs.VerifiedChains[0][0])
 	if id == "" {
 		return nil, false
 	}

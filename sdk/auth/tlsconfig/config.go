@@ -26,9 +26,8 @@ func (r *Reloader) ServerConfig() (*tls.Config, error) {
 // ClientConfig returns a client configuration that presents the current
 // certificate (when one is configured) and verifies servers against the
 // current CA bundle. The server certificate's chain is always checked; its name
-// is checked against ServerName, else the host name dialed. A server dialed by
-// IP address with no ServerName is trusted by its CA alone, the usual model
-// for service-to-service mutual TLS under a private CA.
+// is checked against ServerName, else the host dialed: a server dialed by IP
+// address needs that IP among its certificate's SANs (or set ServerName).
 func (r *Reloader) ClientConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
