@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,13 +22,11 @@ const securityName = "gateway"
 
 // security is the config's security block made real for this host: one
 // auth.Security whose TLS reloader serves the transport and whose token
-// verifier, signer and guards the gateway and every service share. Each
-// service gets its own verifier of internal tokens, which must be addressed
-// to it by name.
+// verifier, signer and guards the gateway and every service share (each
+// service accepting the internal tokens addressed to it by name).
 type security struct {
-	cfg      *config.Security
-	sec      *auth.Security
-	internal []*auth.Verifier // per service, closed with the host
+	cfg *config.Security
+	sec *auth.Security
 }
 
 // newSecurity loads the security block: every key and certificate file first
@@ -72,19 +69,10 @@ func (s *security) serviceOptions(name string) ([]service.Option, error) {
 	if s == nil {
 		return nil, nil
 	}
-	var internal *auth.Verifier
-	if in := s.cfg.Internal; in != nil && len(in.Keys) > 0 {
-		v, err := auth.NewInternalVerifier(*in, name)
-		if err != nil {
-			return nil, fmt.Errorf("%s: service %s: %w", rangeString(s.cfg.Range), name, err)
-		}
-		internal = v
-		s.internal = append(s.internal, v)
+	mw, err := s.sec.ServerMiddlewareFor(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: service %s: %w", rangeString(s.cfg.Range), name, err)
 	}
-	mw := auth.ServerMiddleware(auth.ServerOptions{
-		ID: name, Tokens: s.sec.Verifier(), Internal: internal,
-		Policy: s.sec.Policy(), Guards: s.sec.Guards(), Realm: s.cfg.Realm,
-	})
 	opts := []service.Option{service.ServerOptions(server.WithMiddleware(mw))}
 	if co := s.clientOptions(); len(co) > 0 {
 		opts = append(opts, service.ClientOptions(co...))
@@ -123,9 +111,5 @@ func (s *security) close() error {
 	if s == nil {
 		return nil
 	}
-	errs := []error{s.sec.Close()}
-	for _, v := range s.internal {
-		errs = append(errs, v.Close())
-	}
-	return errors.Join(errs...)
+	return s.sec.Close()
 }

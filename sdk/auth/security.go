@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/microhost/micro/sdk/auth/tlsconfig"
 	"github.com/microhost/micro/sdk/client"
@@ -15,14 +16,18 @@ import (
 // verifiers, signer, policy, guards and TLS files, checked and loaded. Close
 // stops its background work.
 type Security struct {
-	name     string
-	realm    string
-	tokens   *Verifier
-	internal *Verifier
-	signer   *Signer
-	policy   *Policy
-	guards   Guards
-	tls      *tlsconfig.Reloader
+	name        string
+	realm       string
+	tokens      *Verifier
+	internal    *Verifier
+	internalCfg *InternalConfig // to verify internal tokens addressed to other services
+	signer      *Signer
+	policy      *Policy
+	guards      Guards
+	tls         *tlsconfig.Reloader
+
+	mu     sync.Mutex
+	others []*Verifier // internal verifiers ServerMiddlewareFor built, closed by Close
 }
 
 // SecurityOption tunes New.
@@ -68,6 +73,7 @@ func New(ctx context.Context, cfg Config, name string, opts ...SecurityOption) (
 		}
 	}
 	if cfg.Internal != nil {
+		s.internalCfg = cfg.Internal
 		if len(cfg.Internal.Keys) > 0 {
 			if s.internal, err = NewInternalVerifier(*cfg.Internal, name); err != nil {
 				return nil, errors.Join(err, s.Close())
@@ -93,7 +99,11 @@ func New(ctx context.Context, cfg Config, name string, opts ...SecurityOption) (
 // Close stops the JWKS refresh and the TLS file watch.
 func (s *Security) Close() error {
 	var errs []error
-	for _, v := range []*Verifier{s.tokens, s.internal} {
+	s.mu.Lock()
+	others := s.others
+	s.others = nil
+	s.mu.Unlock()
+	for _, v := range append([]*Verifier{s.tokens, s.internal}, others...) {
 		if v != nil {
 			errs = append(errs, v.Close())
 		}
@@ -111,6 +121,27 @@ func (s *Security) ServerMiddleware() server.Middleware {
 		ID: s.name, Tokens: s.tokens, Internal: s.internal,
 		Policy: s.policy, Guards: s.guards, Realm: s.realm,
 	})
+}
+
+// ServerMiddlewareFor is ServerMiddleware for the service called name, which
+// accepts internal tokens addressed to name: one Security can protect every
+// service a host runs.
+func (s *Security) ServerMiddlewareFor(name string) (server.Middleware, error) {
+	internal := s.internal
+	if name != s.name && s.internalCfg != nil && len(s.internalCfg.Keys) > 0 {
+		v, err := NewInternalVerifier(*s.internalCfg, name)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.others = append(s.others, v)
+		s.mu.Unlock()
+		internal = v
+	}
+	return ServerMiddleware(ServerOptions{
+		ID: name, Tokens: s.tokens, Internal: internal,
+		Policy: s.policy, Guards: s.guards, Realm: s.realm,
+	}), nil
 }
 
 // ClientMiddleware forwards the principal being served to called services when
