@@ -100,10 +100,12 @@ func (r *Reloader) Reload() (bool, error) {
 }
 
 // watch polls the files until Close; they are small, so each poll reads them.
+// A problem is logged once, not at every poll while it lasts.
 func (r *Reloader) watch() {
 	defer close(r.done)
 	t := time.NewTicker(r.files.PollInterval)
 	defer t.Stop()
+	var reported string
 	for {
 		select {
 		case <-r.stop:
@@ -111,9 +113,13 @@ func (r *Reloader) watch() {
 		case <-t.C:
 		}
 		changed, err := r.Reload()
+		if err == nil {
+			reported = ""
+		}
 		switch {
-		case err != nil:
-			r.logf("tls files changed but cannot be loaded; keeping the previous ones", "error", err.Error())
+		case err != nil && err.Error() != reported:
+			reported = err.Error()
+			r.logf("tls files changed but cannot be loaded; keeping the previous ones", "error", reported)
 		case changed:
 			r.logf("tls files reloaded", "cert", r.files.CertFile, "ca", r.files.CAFile)
 		}

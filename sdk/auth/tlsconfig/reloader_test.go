@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,4 +178,65 @@ func TestBadFiles(t *testing.T) {
 	if _, err := r.ServerConfig(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBrokenFileLoggedOnce checks a problem that lasts is logged once, not at
+// every poll, and logged again once it was fixed and comes back.
+func TestBrokenFileLoggedOnce(t *testing.T) {
+	dir := t.TempDir()
+	ca := authtest.NewCA(t, "ca")
+	c, k := ca.Issue(t, authtest.Leaf{CommonName: "a"})
+	cert := authtest.Write(t, dir, "cert.pem", c)
+	key := authtest.Write(t, dir, "key.pem", k)
+	_, otherKey := ca.Issue(t, authtest.Leaf{CommonName: "b"})
+
+	var mu sync.Mutex
+	var problems, reloads int
+	logf := func(msg string, _ ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.Contains(msg, "cannot be loaded") {
+			problems++
+		} else {
+			reloads++
+		}
+	}
+	r, err := tlsconfig.New(tlsconfig.Files{CertFile: cert, KeyFile: key, PollInterval: time.Millisecond}, tlsconfig.Logger(logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return problems, reloads }
+
+	authtest.Write(t, dir, "key.pem", otherKey) // breaks the pair
+	eventually(t, "the problem logged", func() error {
+		if p, _ := count(); p == 0 {
+			return &reloadPending{"no problem logged"}
+		}
+		return nil
+	})
+	// Many polls later, still logged once.
+	for deadline := time.Now().Add(100 * time.Millisecond); time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p, _ := count(); p != 1 {
+		t.Fatalf("a lasting problem was logged %d times, want once", p)
+	}
+	c2, k2 := ca.Issue(t, authtest.Leaf{CommonName: "c"}) // fixed with a new pair
+	authtest.Write(t, dir, "key.pem", k2)
+	authtest.Write(t, dir, "cert.pem", c2)
+	eventually(t, "the reload logged", func() error {
+		if _, rl := count(); rl == 0 {
+			return &reloadPending{"no reload logged"}
+		}
+		return nil
+	})
+	before, _ := count() // a poll between the two writes may have seen a mismatch too
+	authtest.Write(t, dir, "key.pem", otherKey) // broken again: reported again
+	eventually(t, "the new problem logged", func() error {
+		if p, _ := count(); p <= before {
+			return &reloadPending{"problem not logged again"}
+		}
+		return nil
+	})
 }
