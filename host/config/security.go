@@ -36,12 +36,7 @@ var (
 var keySources = []string{"secret", "secret_file", "pem", "file"}
 
 // jwtAlgorithms are the algorithms a key may be limited to.
-var jwtAlgorithms = []string{
-	"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-}
-
-// minSecretBytes is the shortest HMAC secret sdk/auth accepts.
-const minSecretBytes = 32
+var jwtAlgorithms = auth.Algorithms()
 
 // Security is the `security {...}` block decoded onto auth.Config: bearer
 // tokens (jwt), internal tokens between services (internal), mutual TLS on the
@@ -184,8 +179,8 @@ func (d *decoder) keySource(b *hclsyntax.Block, attrs map[string]*hclsyntax.Attr
 	}
 	switch a.Name {
 	case "secret":
-		if len(v) < minSecretBytes {
-			d.errorf(a.Expr.Range(), invalid(a), "expected an HMAC secret of at least %d bytes, got %d", minSecretBytes, len(v))
+		if len(v) < auth.MinSecretBytes {
+			d.errorf(a.Expr.Range(), invalid(a), "expected an HMAC secret of at least %d bytes, got %d", auth.MinSecretBytes, len(v))
 		}
 		*secret = v
 	case "pem":

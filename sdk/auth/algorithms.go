@@ -25,6 +25,10 @@ var allAlgorithms = []string{
 	"ES256", "ES384", "ES512", "EdDSA",
 }
 
+// Algorithms returns every JWT algorithm a key may be limited to ("none" is
+// never one of them).
+func Algorithms() []string { return slices.Clone(allAlgorithms) }
+
 // algorithmsFor returns the algorithms key's type can verify.
 func algorithmsFor(key any) ([]string, error) {
 	switch k := key.(type) {

@@ -9,9 +9,9 @@ import (
 	"strings"
 )
 
-// minSecretBytes is the shortest HMAC secret accepted: shorter ones can be
+// MinSecretBytes is the shortest HMAC secret accepted: shorter ones can be
 // brute-forced offline from any token.
-const minSecretBytes = 32
+const MinSecretBytes = 32
 
 // verificationKey is one key and the algorithms it may verify.
 type verificationKey struct {
@@ -83,8 +83,8 @@ func readKeyMaterial(secret, secretFile, pemText, file string, parse func([]byte
 }
 
 func checkSecret(b []byte) ([]byte, error) {
-	if len(b) < minSecretBytes {
-		return nil, fmt.Errorf("the HMAC secret has %d bytes; use at least %d random bytes", len(b), minSecretBytes)
+	if len(b) < MinSecretBytes {
+		return nil, fmt.Errorf("the HMAC secret has %d bytes; use at least %d random bytes", len(b), MinSecretBytes)
 	}
 	return b, nil
 }

@@ -231,7 +231,7 @@ func TestBrokenFileLoggedOnce(t *testing.T) {
 		}
 		return nil
 	})
-	before, _ := count() // a poll between the two writes may have seen a mismatch too
+	before, _ := count()                        // a poll between the two writes may have seen a mismatch too
 	authtest.Write(t, dir, "key.pem", otherKey) // broken again: reported again
 	eventually(t, "the new problem logged", func() error {
 		if p, _ := count(); p <= before {
