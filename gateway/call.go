@@ -4,11 +4,11 @@ import (
 	"context"
 	stderrors "errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/microhost/micro/sdk/client"
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/metadata"
@@ -100,7 +100,7 @@ func (s *state) call(ctx context.Context, c *backendCall) callResult {
 		if attempt >= retry.Attempts || !retryable(ctx, err, c.idempotent || retry.NonIdempotent) {
 			return failed(ctx, c, err)
 		}
-		wait := backoff(retry, attempt+1)
+		wait := client.JitteredBackoff(retry.Backoff, retry.MaxBackoff)(attempt + 1)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			return failed(ctx, c, err)
 		}
@@ -334,18 +334,6 @@ func toEnvelope(ctx context.Context, c *backendCall, err error) *errors.Error {
 		return errors.Timeout("gateway", "%s %s did not answer in time: %v", c.service, c.endpoint, err)
 	}
 	return errors.Unavailable("gateway", "%s %s: %v", c.service, c.endpoint, err)
-}
-
-// backoff is the jittered wait before try n (1 for the first retry): a random
-// time up to min(Backoff·2ⁿ⁻¹, MaxBackoff) ("full jitter").
-func backoff(r Retry, n int) time.Duration {
-	d := r.MaxBackoff
-	if n < 32 {
-		if b := r.Backoff << (n - 1); b > 0 && b < d {
-			d = b
-		}
-	}
-	return time.Duration(rand.Int64N(int64(d) + 1))
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
