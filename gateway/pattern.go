@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // pattern is a parsed route pattern: "[METHOD ]/path" as net/http's ServeMux
@@ -21,6 +22,10 @@ type pattern struct {
 // ServeMux accepts minus hosts, and names every problem.
 func parsePattern(s string) (*pattern, error) {
 	p := &pattern{raw: s}
+	if !utf8.ValidString(s) {
+		// Its path is the route's metrics label, which must be UTF-8.
+		return nil, fmt.Errorf("the pattern is not valid UTF-8; write other bytes percent-encoded, as %%FF")
+	}
 	rest := s
 	if i := strings.IndexAny(s, " \t"); i >= 0 {
 		p.method, rest = s[:i], strings.TrimLeft(s[i:], " \t")

@@ -235,6 +235,13 @@ func TestConfigErrors(t *testing.T) {
 		{"bad blocked status", gateway.Config{Backends: []*gateway.Backend{{Service: "a", BlockedStatus: 500}}}, "blocked_status"},
 		{"duplicate part", gateway.Config{Aggregates: []*gateway.Aggregate{{Pattern: "GET /x", Parts: []*gateway.Part{
 			{Name: "a", Service: "a", Endpoint: "A.B"}, {Name: "a", Service: "a", Endpoint: "A.B"}}}}}, "part[1].name"},
+		// Patterns, endpoints and part names become metrics labels, which
+		// must be UTF-8: a route with "/caf\xe9" used to panic on every request.
+		{"pattern not UTF-8", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /caf\xe9", Service: "a", Endpoint: "A.B"}}}, "route[0].pattern: invalid pattern \"GET /caf\\xe9\": the pattern is not valid UTF-8"},
+		{"endpoint not UTF-8", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /a", Service: "a", Endpoint: "A.\xff"}}}, "route[0].endpoint: \"A.\\xff\" is not valid UTF-8"},
+		{"service not UTF-8", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /a", Service: "\xff", Endpoint: "A.B"}}}, "route[0].service: \"\\xff\" is not valid UTF-8"},
+		{"part name not UTF-8", gateway.Config{Aggregates: []*gateway.Aggregate{{Pattern: "GET /x", Parts: []*gateway.Part{
+			{Name: "\xff", Service: "a", Endpoint: "A.B"}}}}}, "part[0].name: \"\\xff\" is not valid UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := gateway.New(tc.cfg, gateway.Registry(reg))

@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // FieldError is one problem in a Config, located so that a config file decoder
@@ -132,6 +133,9 @@ func (c *Config) Validate() error {
 				v.add("aggregate", i, j, "name", "expected a name to merge the answer under")
 			case names[part.Name]:
 				v.add("aggregate", i, j, "name", "part %q appears twice; expected unique names", part.Name)
+			case !utf8.ValidString(part.Name):
+				// Metrics name failed parts, and a label must be UTF-8.
+				v.add("aggregate", i, j, "name", "%q is not valid UTF-8", part.Name)
 			}
 			names[part.Name] = true
 			v.target("aggregate", i, j, p, part.Service, part.Endpoint)
@@ -167,6 +171,11 @@ func (v *validator) target(kind string, i, part int, p *pattern, service, endpoi
 	for _, f := range []struct{ name, val, example string }{{"service", service, `"greeter"`}, {"endpoint", endpoint, `"Greeter.Hello"`}} {
 		if f.val == "" {
 			v.add(kind, i, part, f.name, "expected the %s to call, such as %s", f.name, f.example)
+			continue
+		}
+		if !utf8.ValidString(f.val) {
+			// Metrics name the endpoint, and a label must be UTF-8.
+			v.add(kind, i, part, f.name, "%q is not valid UTF-8", f.val)
 			continue
 		}
 		refs, err := templateParams(f.val)
