@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -289,5 +290,52 @@ func TestAggregateAnswersAnOpenBreakerWithRetryAfter(t *testing.T) {
 	}
 	if ra, err := strconv.Atoi(r.header.Get(metadata.RetryAfter)); err != nil || ra < 1 {
 		t.Fatalf("Retry-After %q", r.header.Get(metadata.RetryAfter))
+	}
+}
+
+// When the wait before another try would outlast the deadline, the gateway
+// stops retrying at once: the answer arrives by the deadline, not at it, and
+// carries the last try's error. The wait is jittered up to Backoff, here a
+// century, so it never fits in the deadline's ten seconds.
+func TestRetryStopsWhenTheDeadlineLeavesNoTimeForAnotherTry(t *testing.T) {
+	reg := registry.NewMemory()
+	var calls atomic.Int64
+	startRawBackend(t, reg, "flaky", func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		w.Header().Set(metadata.ContentType, "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, `{"id":"flaky","code":503,"status":"Service Unavailable","detail":"try %d failed"}`, n)
+	})
+	const timeout = 10 * time.Second
+	retry := &gateway.Retry{Attempts: 3, Backoff: 100 * 365 * 24 * time.Hour}
+	cfg := gateway.Config{
+		Routes: []*gateway.Route{{Pattern: "GET /flaky", Service: "flaky", Endpoint: "Flaky.Get", Timeout: timeout, Retry: retry}},
+		Aggregates: []*gateway.Aggregate{{Pattern: "GET /all", Timeout: timeout, Parts: []*gateway.Part{
+			{Name: "flaky", Service: "flaky", Endpoint: "Flaky.Get", Retry: retry},
+		}}},
+	}
+	_, base := startGateway(t, cfg, reg)
+
+	for _, tc := range []struct{ path, detail string }{
+		{"/flaky", "try 1 failed"},
+		{"/all", "aggregate part flaky failed: try 1 failed"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			calls.Store(0)
+			start := time.Now()
+			r := do(t, "GET", base+tc.path, "")
+			if took := time.Since(start); took >= timeout {
+				t.Fatalf("answered after %s: the gateway waited for the deadline instead of stopping", took)
+			}
+			if p := r.problem(t); r.status != 503 || p.Status != 503 || p.ID != "flaky" || p.Detail != tc.detail {
+				t.Fatalf("%d %+v, want the last try's 503 %q", r.status, p, tc.detail)
+			}
+			if n := calls.Load(); n != 1 {
+				t.Fatalf("backend called %d times, want 1", n)
+			}
+		})
+	}
+	if m := do(t, "GET", base+"/metrics", ""); regexp.MustCompile(`micro_gateway_retries_total\{backend="flaky"\} [1-9]`).MatchString(m.body) {
+		t.Error("a retry was counted, but none was made")
 	}
 }

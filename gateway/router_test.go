@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -192,6 +193,11 @@ func TestBadInput(t *testing.T) {
 		{"not an object", "/echo/x", `[1,2]`, "application/json", 400, "expected an object"},
 		{"JSON null", "/echo/x", `null`, "application/json", 400, "expected a JSON object, got null"},
 		{"msgpack nil", "/echo/x", "\xc0", "application/msgpack", 400, "expected a msgpack object, got nil"},
+		// A map of two entries cut off inside its first key; then a map whose
+		// value is 0xc1, a byte msgpack never uses.
+		{"malformed msgpack", "/echo/x", "\x82\xa4te", "application/msgpack", 400, "malformed msgpack body"},
+		{"malformed msgpack passed through", "/echo", "\x81\xa4text\xc1", "application/msgpack", 400, "malformed msgpack body"},
+		{"msgpack not an object", "/echo/x", "\x92\x01\x02", "application/msgpack", 400, "malformed msgpack body"},
 		{"malformed JSON passed through", "/echo", `{"text":`, "application/json", 400, "malformed json body"},
 		{"unknown content type", "/echo", `<a/>`, "application/xml", 415, "application/json"},
 		{"oversized", "/echo", `{"text":"` + strings.Repeat("x", 2000) + `"}`, "application/json", 413, "1024 byte limit"},
@@ -199,7 +205,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := do(t, "POST", base+tc.url, tc.body, "Content-Type: "+tc.ctype)
 			p := r.problem(t)
-			if r.status != tc.status || !strings.Contains(strings.ToLower(p.Detail), strings.ToLower(tc.detail)) {
+			if r.status != tc.status || p.Status != tc.status || !strings.Contains(strings.ToLower(p.Detail), strings.ToLower(tc.detail)) {
 				t.Fatalf("%d %+v", r.status, p)
 			}
 		})
@@ -217,6 +223,94 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 	})
+}
+
+// postChunked sends body without a Content-Length, so only reading it can
+// tell how long it is.
+func postChunked(t *testing.T, url, body string) response {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{resp.StatusCode, resp.Header, string(b)}
+}
+
+// An aggregate reads the body once for all its parts: one over the limit is
+// refused before any part is called, and a malformed one is a 400 naming the
+// problem, whether the gateway decodes it (to merge path parameters in) or
+// passes it to the parts as sent, and even under the partial policy.
+func TestAggregateBadInput(t *testing.T) {
+	reg := registry.NewMemory()
+	echo := &Echo{}
+	startBackend(t, reg, "echo", echo)
+	startBackend(t, reg, "users", Users{})
+	cfg := gateway.Config{MaxBody: 1024, Aggregates: []*gateway.Aggregate{
+		{Pattern: "POST /profile/{id}", Parts: []*gateway.Part{
+			{Name: "user", Service: "users", Endpoint: "Users.Get"},
+			{Name: "echo", Service: "echo", Endpoint: "Echo.Say"},
+		}},
+		{Pattern: "POST /twice", Partial: gateway.PartialAllow, Parts: []*gateway.Part{
+			{Name: "one", Service: "echo", Endpoint: "Echo.Say"},
+			{Name: "two", Service: "echo", Endpoint: "Echo.Say"},
+		}},
+	}}
+	_, base := startGateway(t, cfg, reg)
+
+	if r := do(t, "POST", base+"/profile/3", `{"text":"ok"}`); r.status != 200 || !strings.Contains(r.body, `"text":"ok"`) {
+		t.Fatalf("a good body: %d %s", r.status, r.body)
+	}
+	big := `{"text":"` + strings.Repeat("x", 2000) + `"}`
+	for _, tc := range []struct {
+		name, path, body, ctype string
+		status                  int
+		detail                  string
+		reachesEcho             bool // the body goes to the backend as sent
+	}{
+		{"malformed JSON, decoded", "/profile/3", `{"text":`, "application/json", 400, "malformed json body", false},
+		{"malformed msgpack, decoded", "/profile/3", "\x82\xa4te", "application/msgpack", 400, "malformed msgpack body", false},
+		{"JSON null, decoded", "/profile/3", `null`, "application/json", 400, "expected a JSON object, got null", false},
+		{"unknown content type", "/profile/3", `<a/>`, "application/xml", 415, "application/json", false},
+		{"malformed JSON, passed through", "/twice", `{"text":`, "application/json", 400, "malformed json body", true},
+		{"malformed msgpack, passed through", "/twice", "\x81\xa4text\xc1", "application/msgpack", 400, "malformed msgpack body", true},
+		{"oversized", "/profile/3", big, "application/json", 413, "1024 byte limit", false},
+		{"oversized, partial policy", "/twice", big, "application/json", 413, "1024 byte limit", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			echo.calls.Store(0)
+			r := do(t, "POST", base+tc.path, tc.body, "Content-Type: "+tc.ctype)
+			p := r.problem(t)
+			if r.status != tc.status || p.Status != tc.status || !strings.Contains(strings.ToLower(p.Detail), strings.ToLower(tc.detail)) {
+				t.Fatalf("%d %+v", r.status, p)
+			}
+			if n := echo.calls.Load(); n != 0 && !tc.reachesEcho {
+				t.Errorf("the echo backend was called %d times for a body the gateway refuses", n)
+			}
+		})
+	}
+	for _, path := range []string{"/profile/3", "/twice"} {
+		t.Run("oversized without Content-Length "+path, func(t *testing.T) {
+			echo.calls.Store(0)
+			r := postChunked(t, base+path, big)
+			if p := r.problem(t); r.status != 413 || p.Status != 413 || !strings.Contains(p.Detail, "1024 byte limit") {
+				t.Fatalf("%d %+v", r.status, p)
+			}
+			if n := echo.calls.Load(); n != 0 {
+				t.Errorf("the echo backend was called %d times for an oversized body", n)
+			}
+		})
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
