@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,12 @@ func JitteredBackoff(base, max time.Duration) Backoff {
 		d := base << (attempt - 1)
 		if d <= 0 || d > max {
 			d = max
+		}
+		if d <= 0 {
+			return 0
+		}
+		if d == math.MaxInt64 {
+			return time.Duration(rand.Int64N(int64(d)))
 		}
 		return time.Duration(rand.Int64N(int64(d) + 1))
 	}
