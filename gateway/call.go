@@ -13,7 +13,6 @@ import (
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
-	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -180,9 +179,7 @@ func (s *state) try(ctx context.Context, br *breaker, c *backendCall, label stri
 	ctx, header, span := s.startTry(ctx, c, header, node.Address, attempt)
 	msg, err := s.send(ctx, node.Address, &transport.Message{Header: header, Body: c.body})
 	status := statusOf(msg, err)
-	if span != nil {
-		telemetry.EndClient(span, status, err)
-	}
+	span.End(status, err)
 	s.metrics.client.WithLabelValues(c.service, label, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	if err == nil && status >= 300 {
 		err = &answerError{env: decodeEnvelope(s.codecs, c.service, msg, status), retryAfter: msg.Header[metadata.RetryAfter]}

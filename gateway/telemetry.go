@@ -41,12 +41,12 @@ func (g *Gateway) endRequest(r *http.Request, span trace.Span, route string, sta
 
 // startTry starts the CLIENT span of one try of c at addr and returns the
 // header to send, a copy carrying the span's trace context.
-func (s *state) startTry(ctx context.Context, c *backendCall, header map[string]string, addr string, attempt int) (context.Context, map[string]string, trace.Span) {
+func (s *state) startTry(ctx context.Context, c *backendCall, header map[string]string, addr string, attempt int) (context.Context, map[string]string, telemetry.RequestSpan) {
 	tel := s.g.tel
 	if !tel.Tracing() {
-		return ctx, header, nil
+		return ctx, header, telemetry.RequestSpan{}
 	}
 	header = cloneHeader(header, 3) // never the call's own: tries run one at a time, but it is the caller's
-	ctx, span := tel.StartClient(ctx, header, http.MethodPost, c.endpoint, addr, attempt, telemetry.ServiceKey.String(c.service))
+	ctx, span := tel.StartClient(ctx, header, http.MethodPost, c.endpoint, addr, attempt, c.service)
 	return ctx, header, span
 }

@@ -30,10 +30,10 @@ func (c *Client) try(ctx context.Context, req *Request, attempt int, addr string
 		return c.callNode(ctx, addr, header, body, rsp, co)
 	}
 	start := time.Now()
-	ctx, span := tel.StartClient(ctx, header, http.MethodPost, req.Endpoint, addr, attempt, telemetry.ServiceKey.String(req.Service))
+	ctx, span := tel.StartClient(ctx, header, http.MethodPost, req.Endpoint, addr, attempt, req.Service)
 	err := c.callNode(ctx, addr, header, body, rsp, co)
 	status := tryStatus(ctx, err)
-	telemetry.EndClient(span, status, err)
+	span.End(status, err)
 	if c.metrics != nil {
 		c.metrics.Client.WithLabelValues(req.Service, req.Endpoint, telemetry.StatusText(status)).Observe(time.Since(start).Seconds())
 	}

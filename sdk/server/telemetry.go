@@ -45,13 +45,13 @@ func (s *Server) route(endpoint string) string {
 func (s *Server) observeRequest(ctx context.Context, req *transport.Message) *transport.Message {
 	start := time.Now()
 	route := s.route(req.Header[metadata.Endpoint])
-	ctx, span := s.tel.StartServer(ctx, req.Header, http.MethodPost, route, telemetry.ServiceKey.String(s.name))
+	ctx, span := s.tel.StartServer(ctx, req.Header, http.MethodPost, route, s.name)
 	resp := s.serveRequest(ctx, req)
 	status := http.StatusOK
 	if v := resp.Header[metadata.Status]; v != "" {
 		status, _ = strconv.Atoi(v)
 	}
-	telemetry.EndServer(span, status, nil)
+	span.End(status, nil)
 	s.record(ctx, route, status, start)
 	return resp
 }
@@ -61,13 +61,13 @@ func (s *Server) observeRequest(ctx context.Context, req *transport.Message) *tr
 func (s *Server) observeStream(ctx context.Context, header map[string]string, ts transport.Stream) error {
 	start := time.Now()
 	route := s.route(header[metadata.Endpoint])
-	ctx, span := s.tel.StartServer(ctx, header, http.MethodPost, route, telemetry.ServiceKey.String(s.name))
+	ctx, span := s.tel.StartServer(ctx, header, http.MethodPost, route, s.name)
 	err := s.serveStream(ctx, header, ts)
 	status := http.StatusOK
 	if err != nil {
 		status = int(errors.FromError(err).Code)
 	}
-	telemetry.EndServer(span, status, err)
+	span.End(status, err)
 	s.record(ctx, route, status, start)
 	return err
 }

@@ -43,19 +43,19 @@ func TestTraces(t *testing.T) {
 // context still goes from the server's request to the client's.
 func TestStartWithTracingOff(t *testing.T) {
 	tel := telemetry.New()
-	ctx, span := tel.StartServer(context.Background(), map[string]string{metadata.TraceParent: callerTrace}, "POST", "Greeter.Hello")
-	if span.IsRecording() {
+	ctx, span := tel.StartServer(context.Background(), map[string]string{metadata.TraceParent: callerTrace}, "POST", "Greeter.Hello", "greeter")
+	if span.IsRecording() || span.Span().IsRecording() {
 		t.Fatal("a span is recording with tracing off")
 	}
 	out := map[string]string{}
-	_, cspan := tel.StartClient(ctx, out, "POST", "Store.Get", "127.0.0.1:8080", 0)
-	telemetry.EndClient(cspan, 200, nil)
-	telemetry.EndServer(span, 200, nil)
+	_, cspan := tel.StartClient(ctx, out, "POST", "Store.Get", "127.0.0.1:8080", 0, "store")
+	cspan.End(200, nil)
+	span.End(200, nil)
 	if got := out[metadata.TraceParent]; got != callerTrace {
 		t.Fatalf("outgoing traceparent %q, want the caller's %q", got, callerTrace)
 	}
 	out = map[string]string{}
-	if _, s := tel.StartClient(context.Background(), out, "POST", "Store.Get", "127.0.0.1:8080", 0); s.IsRecording() || len(out) != 0 {
+	if _, s := tel.StartClient(context.Background(), out, "POST", "Store.Get", "127.0.0.1:8080", 0, "store"); s.IsRecording() || len(out) != 0 {
 		t.Fatalf("without a caller: recording %v, header %v; want neither", s.IsRecording(), out)
 	}
 }
@@ -67,11 +67,11 @@ func TestSpans(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	tel := telemetry.New(telemetry.WithTracerProvider(tp))
 
-	ctx, server := tel.StartServer(context.Background(), map[string]string{metadata.TraceParent: callerTrace}, "POST", "Greeter.Hello")
+	ctx, server := tel.StartServer(context.Background(), map[string]string{metadata.TraceParent: callerTrace}, "POST", "Greeter.Hello", "greeter")
 	out := map[string]string{}
-	_, client := tel.StartClient(ctx, out, "POST", "Store.Get", "127.0.0.1:8080", 1, telemetry.ServiceKey.String("store"))
-	telemetry.EndClient(client, 404, fmt.Errorf("no such thing"))
-	telemetry.EndServer(server, 200, nil)
+	_, client := tel.StartClient(ctx, out, "POST", "Store.Get", "127.0.0.1:8080", 1, "store")
+	client.End(404, fmt.Errorf("no such thing"))
+	server.End(200, nil)
 
 	spans := rec.Ended()
 	if len(spans) != 2 {
@@ -84,16 +84,30 @@ func TestSpans(t *testing.T) {
 	if c.Name() != "POST Store.Get" || c.SpanKind() != trace.SpanKindClient || c.Parent().SpanID() != s.SpanContext().SpanID() {
 		t.Errorf("client span %q kind %v parent %v", c.Name(), c.SpanKind(), c.Parent())
 	}
-	attrs := map[string]string{}
-	for _, a := range c.Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
-	}
-	for k, v := range map[string]string{
-		"http.request.method": "POST", "http.route": "Store.Get", "server.address": "127.0.0.1", "server.port": "8080",
-		"http.request.resend_count": "1", "micro.service": "store", "http.response.status_code": "404", "error.type": "404",
+	for _, tc := range []struct {
+		kind string
+		span sdktrace.ReadOnlySpan
+		want map[string]string
+	}{
+		{"client", c, map[string]string{
+			"http.request.method": "POST", "http.route": "Store.Get", "server.address": "127.0.0.1", "server.port": "8080",
+			"http.request.resend_count": "1", "micro.service": "store", "http.response.status_code": "404", "error.type": "404",
+		}},
+		{"server", s, map[string]string{
+			"http.request.method": "POST", "http.route": "Greeter.Hello", "micro.service": "greeter", "http.response.status_code": "200",
+		}},
 	} {
-		if attrs[k] != v {
-			t.Errorf("client span attribute %s = %q, want %q (all: %v)", k, attrs[k], v, attrs)
+		attrs := map[string]string{}
+		for _, a := range tc.span.Attributes() {
+			attrs[string(a.Key)] = a.Value.Emit()
+		}
+		if len(attrs) != len(tc.want) {
+			t.Errorf("%s span attributes %v, want exactly %v", tc.kind, attrs, tc.want)
+		}
+		for k, v := range tc.want {
+			if attrs[k] != v {
+				t.Errorf("%s span attribute %s = %q, want %q (all: %v)", tc.kind, k, attrs[k], v, attrs)
+			}
 		}
 	}
 	if c.Status().Code.String() != "Error" || s.Status().Code.String() == "Error" {
