@@ -38,7 +38,7 @@ type hostTelemetry struct {
 	registry prometheus.Registerer // nil when metrics are disabled
 	gatherer prometheus.Gatherer
 	tp       *sdktrace.TracerProvider // nil when tracing is off
-	spans    sdktrace.SpanProcessor   // the provider's batch processor
+	spans    *telemetry.Batcher       // the provider's span processor
 	tel      *telemetry.Telemetry     // nil when metrics and tracing are off
 	manager  *plugins.Manager         // set once plugins can start
 
@@ -83,7 +83,9 @@ func newHostTelemetry(ctx context.Context, cfg config.Telemetry, reg *prometheus
 				return nil, fmt.Errorf("%s: tracing exporter %s: %w", rangeString(tracing.Range), tracing.Exporter, err)
 			}
 		}
-		ht.spans = sdktrace.NewBatchSpanProcessor(exporter)
+		ht.spans = telemetry.NewBatcher(exporter, telemetry.BatchConfig{OnError: func(err error) {
+			log.Warn("spans are not exported", "error", err.Error())
+		}})
 		ht.tp = sdktrace.NewTracerProvider(
 			sdktrace.WithResource(newResource(tracing)),
 			sdktrace.WithSampler(newSampler(tracing)),

@@ -81,7 +81,7 @@ func BenchmarkRPC(b *testing.B) { benchRPC(b, nil) }
 func BenchmarkRPCTelemetry(b *testing.B) {
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithSampler(sdktrace.AlwaysSample()),
-		sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+		sdktrace.WithSpanProcessor(telemetry.NewBatcher(tracetest.NewNoopExporter(), telemetry.BatchConfig{})),
 	)
 	b.Cleanup(func() { tp.Shutdown(context.Background()) })
 	benchRPC(b, telemetry.New(telemetry.WithTracerProvider(tp), telemetry.WithRegisterer(prometheus.NewRegistry())))
@@ -98,7 +98,7 @@ func BenchmarkRPCMetrics(b *testing.B) {
 func BenchmarkRPCTelemetrySampled(b *testing.B) {
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
-		sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+		sdktrace.WithSpanProcessor(telemetry.NewBatcher(tracetest.NewNoopExporter(), telemetry.BatchConfig{})),
 	)
 	b.Cleanup(func() { tp.Shutdown(context.Background()) })
 	benchRPC(b, telemetry.New(telemetry.WithTracerProvider(tp), telemetry.WithRegisterer(prometheus.NewRegistry())))
