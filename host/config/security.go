@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -513,10 +514,11 @@ func checkTLS(files tlsconfig.Files, named map[string]hcl.Range, block hcl.Range
 		r.Close()
 		return nil
 	}
-	rng, longest := block, 0
-	for file, at := range named {
-		if len(file) > longest && strings.Contains(err.Error(), file) {
-			rng, longest = at, len(file)
+	rng := block
+	var fe *tlsconfig.FileError
+	if errors.As(err, &fe) {
+		if at, ok := named[fe.Path]; ok {
+			rng = at
 		}
 	}
 	detail := trimAuth(err)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,6 +113,26 @@ func TestSecurityCheck(t *testing.T) {
 	for i, w := range want {
 		if !strings.HasPrefix(lines[i], w.pos) || !strings.Contains(lines[i], w.text) || !strings.Contains(lines[i], "expected") {
 			t.Errorf("diagnostic %d:\n%s\nwant it to start %q and name %s", i, lines[i], w.pos, w.text)
+		}
+	}
+
+	// Each TLS file at fault is reported at the attribute naming it.
+	for _, tc := range []struct{ cert, key, ca, pos, text string }{
+		{"garbage.pem", "tls.key", "tls.crt", ":3:17:", "holds no PEM certificate"},
+		{"tls.crt", "garbage.pem", "tls.crt", ":4:17:", "garbage.pem"},
+		{"tls.crt", "tls.key", "garbage.pem", ":5:17:", "holds no PEM certificate"},
+		{"tls.crt", "tls.key", "missing.crt", ":5:17:", "missing.crt"},
+	} {
+		cfg := load(t, fmt.Sprintf(`security {
+  tls {
+    cert_file = %q
+    key_file  = %q
+    ca_file   = %q
+  }
+}`, tc.cert, tc.key, tc.ca))
+		err := cfg.Security.Check()
+		if err == nil || !strings.HasPrefix(err.Error(), file+tc.pos+" Unusable TLS files") || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("cert %s, key %s, ca %s: %v; want it at %s naming %q", tc.cert, tc.key, tc.ca, err, tc.pos, tc.text)
 		}
 	}
 }

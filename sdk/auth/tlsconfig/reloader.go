@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -141,7 +140,7 @@ func (r *Reloader) stat() (map[string]stamp, error) {
 	for _, p := range r.paths() {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
+			return nil, &FileError{Path: p, Err: err}
 		}
 		out[p] = sha256.Sum256(b)
 	}
@@ -164,20 +163,20 @@ func sameStamps(a, b map[string]stamp) bool {
 func (r *Reloader) load() (*material, error) {
 	m := &material{}
 	if r.files.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(r.files.CertFile, r.files.KeyFile)
+		cert, err := loadKeyPair(r.files.CertFile, r.files.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: loading %s and %s: %w", r.files.CertFile, r.files.KeyFile, err)
+			return nil, err
 		}
 		m.cert = &cert
 	}
 	if r.files.CAFile != "" {
 		b, err := os.ReadFile(r.files.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
+			return nil, &FileError{Path: r.files.CAFile, Err: err}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("tls: %s holds no PEM certificate", r.files.CAFile)
+			return nil, &FileError{Path: r.files.CAFile, Err: errors.New("it holds no PEM certificate")}
 		}
 		m.pool = pool
 	}

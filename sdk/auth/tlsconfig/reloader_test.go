@@ -3,6 +3,7 @@ package tlsconfig_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -158,15 +159,30 @@ func TestBadFiles(t *testing.T) {
 	for name, tc := range map[string]struct {
 		f    tlsconfig.Files
 		want string
+		file string // the file a *FileError blames; "" for none
 	}{
-		"missing file":      {tlsconfig.Files{CertFile: dir + "/nope.pem", KeyFile: key}, "no such file"},
-		"key of another":    {tlsconfig.Files{CertFile: cert, KeyFile: mismatched}, "private key does not match"},
-		"CA without certs":  {tlsconfig.Files{CAFile: garbage}, "holds no PEM certificate"},
-		"cert without key":  {tlsconfig.Files{CertFile: cert}, "set both cert_file and key_file"},
-		"mTLS without a CA": {tlsconfig.Files{CertFile: cert, KeyFile: key, RequireClientCert: true}, "needs ca_file"},
+		"missing file":      {tlsconfig.Files{CertFile: dir + "/nope.pem", KeyFile: key}, "no such file", dir + "/nope.pem"},
+		"missing key":       {tlsconfig.Files{CertFile: cert, KeyFile: dir + "/nope.key"}, "no such file", dir + "/nope.key"},
+		"garbage cert":      {tlsconfig.Files{CertFile: garbage, KeyFile: key}, "holds no PEM certificate", garbage},
+		"key as cert":       {tlsconfig.Files{CertFile: key, KeyFile: key}, "holds no PEM certificate", key},
+		"garbage key":       {tlsconfig.Files{CertFile: cert, KeyFile: garbage}, "find any PEM data", garbage},
+		"key of another":    {tlsconfig.Files{CertFile: cert, KeyFile: mismatched}, "private key does not match", mismatched},
+		"CA without certs":  {tlsconfig.Files{CAFile: garbage}, "holds no PEM certificate", garbage},
+		"missing CA":        {tlsconfig.Files{CAFile: dir + "/nope-ca.pem"}, "no such file", dir + "/nope-ca.pem"},
+		"cert without key":  {tlsconfig.Files{CertFile: cert}, "set both cert_file and key_file", ""},
+		"mTLS without a CA": {tlsconfig.Files{CertFile: cert, KeyFile: key, RequireClientCert: true}, "needs ca_file", ""},
 	} {
-		if _, err := tlsconfig.New(tc.f); err == nil || !strings.Contains(err.Error(), tc.want) {
+		_, err := tlsconfig.New(tc.f)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+			continue
+		}
+		var fe *tlsconfig.FileError
+		switch blamed := errors.As(err, &fe); {
+		case tc.file == "" && blamed:
+			t.Errorf("%s: blames %s, want no file", name, fe.Path)
+		case tc.file != "" && (!blamed || fe.Path != tc.file):
+			t.Errorf("%s: %v blames no file or another, want %s", name, err, tc.file)
 		}
 	}
 

@@ -1,0 +1,63 @@
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// FileError is a TLS file that cannot be read or used, so a caller can point
+// at the setting that names it.
+type FileError struct {
+	Path string // the file at fault
+	Err  error  // what is wrong with it
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("tls: %s: %v", e.Path, e.Err) }
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// loadKeyPair loads a certificate chain and its key, blaming the file at
+// fault: the certificate file when it holds no usable certificate, the key
+// file when the key is missing, unreadable or does not match.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, &FileError{Path: certFile, Err: err}
+	}
+	if err := checkCertificate(certPEM); err != nil {
+		return tls.Certificate{}, &FileError{Path: certFile, Err: err}
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, &FileError{Path: keyFile, Err: err}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// The certificate parsed above, so what is left is the key.
+		return tls.Certificate{}, &FileError{Path: keyFile, Err: err}
+	}
+	return cert, nil
+}
+
+// checkCertificate reports whether b starts a chain with a parseable PEM
+// certificate.
+func checkCertificate(b []byte) error {
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			return errors.New("it holds no PEM certificate")
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Errorf("its certificate does not parse: %w", err)
+		}
+		return nil
+	}
+}
