@@ -26,14 +26,15 @@ var pluginBinaries = struct {
 
 // packages maps plugin ids to the packages the tests build them from.
 var packages = map[string]string{
-	"registry-memory":   "./testdata/registry-memory",
-	"broker-memory":     "./testdata/broker-memory",
-	"registry-chatty":   "./testdata/registry-chatty",
-	"registry-oldproto": "./testdata/registry-oldproto",
-	"registry-panicky":  "./testdata/registry-panicky",
-	"codec-msgpack":     "../../plugins/codec-msgpack",
-	"transport-http":    "../../plugins/transport-http",
-	"transport-ws":      "../../plugins/transport-ws",
+	"registry-memory":    "./testdata/registry-memory",
+	"broker-memory":      "./testdata/broker-memory",
+	"registry-chatty":    "./testdata/registry-chatty",
+	"registry-oldproto":  "./testdata/registry-oldproto",
+	"registry-panicky":   "./testdata/registry-panicky",
+	"codec-msgpack":      "../../plugins/codec-msgpack",
+	"transport-http":     "../../plugins/transport-http",
+	"transport-ws":       "../../plugins/transport-ws",
+	"transport-grpconly": "./testdata/transport-grpconly",
 }
 
 func TestMain(m *testing.M) {

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -56,7 +57,7 @@ type Instance struct {
 	codec        codec.Codec
 }
 
-var _ plugin.Conn = (*Instance)(nil)
+var _ plugin.DataPathConn = (*Instance)(nil)
 
 func newInstance(m *Manager, spec Spec, bin string) *Instance {
 	return &Instance{
@@ -117,6 +118,10 @@ func (i *Instance) Current() (grpc.ClientConnInterface, error) {
 	}
 	return i.cc, nil
 }
+
+// ClientTLS implements plugin.DataPathConn: the mutual-TLS configuration the
+// host dials this plugin with, for its data path as for its gRPC channel.
+func (i *Instance) ClientTLS() *tls.Config { return i.m.tls.ClientConfig() }
 
 // Changed implements plugin.Conn: closed at the next restart or at Stop.
 func (i *Instance) Changed() <-chan struct{} {

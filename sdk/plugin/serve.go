@@ -56,7 +56,13 @@ type serveOptions struct {
 	logger     hclog.Logger
 	protocols  []int
 	collectors []prometheus.Collector
+	noDataPath bool
 }
+
+// WithoutDataPath serves a transport plugin's unary calls and requests over the
+// gRPC channel only, as plugins built before the data path do; the host falls
+// back to that by itself. For tests and for debugging the wire.
+func WithoutDataPath() ServeOption { return func(o *serveOptions) { o.noDataPath = true } }
 
 // WithMetrics adds the plugin's own Prometheus collectors to the registry the
 // host gathers through the protocol's Metrics call; the host exposes them
@@ -102,7 +108,14 @@ func Serve(info Info, impl any, opts ...ServeOption) {
 		o.logger.Error("cannot serve plugin: its metrics", "error", err)
 		os.Exit(1)
 	}
-	gp, err := newGRPCPlugin(info, impl, pt)
+	// One TLS configuration for the gRPC channel and the data path: both accept
+	// only the host's client certificate.
+	serverTLS, tlsErr := serverTLSFromEnv(takeEnv(EnvTLS))
+	var dataTLS *tls.Config
+	if tlsErr == nil && !o.noDataPath {
+		dataTLS = serverTLS.Clone()
+	}
+	gp, err := newGRPCPlugin(info, impl, pt, dataTLS)
 	if err != nil {
 		o.logger.Error("cannot serve plugin", "error", err)
 		os.Exit(1)
@@ -122,7 +135,7 @@ func Serve(info Info, impl any, opts ...ServeOption) {
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, pt.serverOptions()...)...)
 		},
-		TLSProvider: func() (*tls.Config, error) { return serverTLSFromEnv(takeEnv(EnvTLS)) },
+		TLSProvider: func() (*tls.Config, error) { return serverTLS, tlsErr },
 		Logger:      o.logger,
 	})
 	os.Exit(0)
@@ -162,8 +175,8 @@ type grpcPlugin struct {
 
 // newGRPCPlugin checks impl against info.Kind. With pt, what the plugin serves
 // is traced and measured: a broker's publishes and deliveries continue the
-// host's trace in the plugin.
-func newGRPCPlugin(info Info, impl any, pt *pluginTelemetry) (*grpcPlugin, error) {
+// host's trace in the plugin. With dataTLS, a transport offers its data path.
+func newGRPCPlugin(info Info, impl any, pt *pluginTelemetry, dataTLS *tls.Config) (*grpcPlugin, error) {
 	g := &grpcPlugin{info: info, impl: impl, tel: pt}
 	switch info.Kind {
 	case KindRegistry:
@@ -186,7 +199,9 @@ func newGRPCPlugin(info Info, impl any, pt *pluginTelemetry) (*grpcPlugin, error
 		if !ok {
 			return nil, fmt.Errorf("plugin %s is of kind transport but %T does not implement transport.Transport", info.Name, impl)
 		}
-		g.register = func(s *grpc.Server) { pluginv1.RegisterTransportServer(s, NewTransportServer(t)) }
+		g.register = func(s *grpc.Server) {
+			pluginv1.RegisterTransportServer(s, NewTransportServer(t, WithDataPath(dataTLS)))
+		}
 	case KindCodec:
 		c, ok := impl.(codec.Codec)
 		if !ok {

@@ -39,6 +39,10 @@ type transportClient struct {
 
 	callsMu sync.Mutex
 	calls   *callStream // the shared Calls stream, nil until a call opens it
+
+	dataMu  sync.Mutex
+	data    *dataClient     // the data path connection, nil until a call or listener opens it
+	dataOff <-chan struct{} // set while the plugin offers no data path: until it restarts
 }
 
 var _ transport.Transport = (*transportClient)(nil)
@@ -90,6 +94,13 @@ func (t *transportClient) Close() error {
 	t.callsMu.Unlock()
 	if cs != nil {
 		cs.retire()
+	}
+	t.dataMu.Lock()
+	dc := t.data
+	t.data = nil
+	t.dataMu.Unlock()
+	if dc != nil {
+		dc.retire()
 	}
 	return nil
 }
@@ -165,6 +176,9 @@ type pluginConn struct {
 func (c *pluginConn) Call(ctx context.Context, req *transport.Message) (*transport.Message, error) {
 	if _, err := c.t.conn.Current(); err != nil {
 		return nil, fmt.Errorf("%w: %w", transport.ErrNotSent, errors.FromError(err))
+	}
+	if dc := c.t.dataPath(); dc != nil {
+		return dc.call(ctx, c.addr, req)
 	}
 	creq := &pluginv1.CallRequest{Address: c.addr, Message: transportMessageToProto(req)}
 	if dl, ok := ctx.Deadline(); ok {
@@ -635,9 +649,25 @@ func (l *pluginListener) open(ctx context.Context, addr string) (*listenSession,
 		scancel()
 		return nil, l.t.fail(ctx, "listen on "+addr, err)
 	}
+	sess := &listenSession{
+		l: l, stream: stream, ctx: sctx, cancel: scancel, changed: changed,
+		streams:      make(map[uint64]*incomingStream),
+		shutdownDone: make(chan struct{}),
+		ended:        make(chan struct{}),
+	}
+	lreq := &pluginv1.ListenRequest{Address: addr, Batch: true}
+	if dc := l.t.dataPath(); dc != nil {
+		// Requests may come on the data path before Bound comes here: the
+		// session is registered first.
+		if lid, ok := dc.addListener(sess); ok {
+			sess.data = dc
+			lreq.DataConn, lreq.DataListener = dc.id, lid
+			context.AfterFunc(sctx, func() { dc.removeListener(lid) })
+		}
+	}
 	stop := context.AfterFunc(ctx, scancel)
 	var m *pluginv1.ListenerServerMessage
-	err = stream.Send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Listen{Listen: &pluginv1.ListenRequest{Address: addr, Batch: true}}})
+	err = stream.Send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Listen{Listen: lreq}})
 	if err == nil || err == io.EOF {
 		m, err = stream.Recv()
 	}
@@ -651,12 +681,11 @@ func (l *pluginListener) open(ctx context.Context, addr string) (*listenSession,
 		scancel()
 		return nil, l.t.fail(ctx, "listen on "+addr, err)
 	}
-	sess := &listenSession{
-		l: l, stream: stream, ctx: sctx, cancel: scancel, changed: changed,
-		bound:        m.GetBound().GetAddress(),
-		streams:      make(map[uint64]*incomingStream),
-		shutdownDone: make(chan struct{}),
-		ended:        make(chan struct{}),
+	sess.bound = m.GetBound().GetAddress()
+	if sess.data != nil && !m.GetBound().GetData() {
+		dc := sess.data
+		sess.data = nil // the plugin sends every request on the stream
+		dc.removeListener(lreq.DataListener)
 	}
 	if m.GetBound().GetBatch() {
 		sess.resps = newBatcher[*pluginv1.Response]()
@@ -718,12 +747,21 @@ type listenSession struct {
 	shutdownDone chan struct{}
 	doneOnce     sync.Once
 	ended        chan struct{} // closed when run returns
+
+	// On the data path, requests come through data and are answered there.
+	data     *dataClient
+	handler  atomic.Pointer[transport.Handler] // set by run
+	framedMu sync.Mutex
+	early    []framedRequest // requests that came before run
 }
 
 // run reads the Listen stream until it ends, starting a goroutine per request
 // and stream; their handlers see the session's context end with it.
 func (s *listenSession) run(h transport.Handler) {
 	defer close(s.ended)
+	if s.data != nil {
+		s.serveEarly(h)
+	}
 	if s.resps != nil {
 		go s.resps.run(s.ctx.Done(), func(rs []*pluginv1.Response) error {
 			return s.send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Responses{Responses: &pluginv1.ResponseBatch{Responses: rs}}})

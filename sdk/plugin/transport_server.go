@@ -2,14 +2,17 @@ package plugin
 
 import (
 	"context"
+	"crypto/tls"
 	stderrors "errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	grpcmd "google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -23,14 +26,60 @@ import (
 // the transport kind.
 type transportServer struct {
 	pluginv1.UnimplementedTransportServer
-	t transport.Transport
+	t    transport.Transport
+	data *dataServer // nil without a data path
+}
+
+// TransportServerOption tunes NewTransportServer.
+type TransportServerOption func(*transportServer)
+
+// WithDataPath offers the host a data path under cfg, the mutual-TLS server
+// configuration of the plugin channel: unary calls and the requests of
+// listeners then cross as compact binary frames on a loopback connection
+// instead of gRPC messages. Serve turns it on for every transport plugin.
+func WithDataPath(cfg *tls.Config) TransportServerOption {
+	return func(s *transportServer) {
+		if cfg != nil {
+			s.data = newDataServer(s, cfg)
+		}
+	}
 }
 
 // NewTransportServer serves t over the Transport service. Listen binds a listener
 // of t and forwards every request and stream it accepts to the host over the
-// Listen stream; Call and Stream dial through t on the host's behalf.
-func NewTransportServer(t transport.Transport) pluginv1.TransportServer {
-	return &transportServer{t: t}
+// Listen stream (or, with WithDataPath, requests over the data path); Call,
+// Calls and Stream dial through t on the host's behalf. The server it returns
+// is also an io.Closer, which stops the data path.
+func NewTransportServer(t transport.Transport, opts ...TransportServerOption) pluginv1.TransportServer {
+	s := &transportServer{t: t}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+// Close stops the data path, if any: its listener and connections.
+func (s *transportServer) Close() error {
+	if s.data == nil {
+		return nil
+	}
+	return s.data.Close()
+}
+
+// DataPath answers where the data path listens, listening on the first call;
+// without one it answers Unimplemented, as plugins built before it do.
+func (s *transportServer) DataPath(ctx context.Context, req *pluginv1.DataPathRequest) (*pluginv1.DataPathResponse, error) {
+	if s.data == nil {
+		return nil, status.Error(codes.Unimplemented, "this plugin has no data path")
+	}
+	if !slices.Contains(req.GetVersions(), dataPathVersion) {
+		return &pluginv1.DataPathResponse{}, nil
+	}
+	addr, err := s.data.endpoint()
+	if err != nil {
+		return nil, ToStatus(errors.Unavailable("", "transport %s: %v", s.t.Name(), err))
+	}
+	return &pluginv1.DataPathResponse{Network: "tcp", Address: addr, Version: dataPathVersion}, nil
 }
 
 // Listen binds the address of the host's first message, answers Bound, then
@@ -52,13 +101,19 @@ func (s *transportServer) Listen(stream pluginv1.Transport_ListenServer) error {
 	if err != nil {
 		return ToStatus(fmt.Errorf("transport %s: listen on %s: %w", s.t.Name(), req.GetAddress(), err))
 	}
-	bound := &pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Bound{Bound: &pluginv1.Bound{Address: ln.Addr(), Batch: true}}}
+	var dc *dataServerConn
+	if id := req.GetDataConn(); id != 0 && s.data != nil {
+		dc = s.data.conn(id)
+	}
+	bound := &pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Bound{Bound: &pluginv1.Bound{Address: ln.Addr(), Batch: true, Data: dc != nil}}}
 	if err := stream.Send(bound); err != nil {
 		ln.Close()
 		return err
 	}
 	l := newServedListener(stream, ln, s.t.Name())
-	if req.GetBatch() {
+	if dc != nil {
+		l.data, l.dataListener = dc, req.GetDataListener()
+	} else if req.GetBatch() {
 		l.reqs = newBatcher[*pluginv1.IncomingRequest]()
 	}
 	return l.run()
@@ -86,15 +141,25 @@ func (s *transportServer) call(ctx context.Context, req *pluginv1.CallRequest) (
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
 		defer cancel()
 	}
-	conn, err := s.t.Dial(ctx, req.GetAddress())
-	if err != nil {
-		return nil, errors.FromError(notSentFailure(fmt.Errorf("dialing %s: %w", req.GetAddress(), err)))
+	resp, failure := s.callMessage(ctx, req.GetAddress(), transportMessageFromProto(req.GetMessage()))
+	if failure != nil {
+		return nil, failure
 	}
-	resp, err := conn.Call(ctx, transportMessageFromProto(req.GetMessage()))
+	return transportMessageToProto(resp), nil
+}
+
+// callMessage dials addr through the transport and makes one call; a failure is
+// the envelope to answer with.
+func (s *transportServer) callMessage(ctx context.Context, addr string, msg *transport.Message) (*transport.Message, *errors.Error) {
+	conn, err := s.t.Dial(ctx, addr)
+	if err != nil {
+		return nil, errors.FromError(notSentFailure(fmt.Errorf("dialing %s: %w", addr, err)))
+	}
+	resp, err := conn.Call(ctx, msg)
 	if err != nil {
 		return nil, transportFailure(err)
 	}
-	return transportMessageToProto(resp), nil
+	return resp, nil
 }
 
 // Calls runs the calls of the host's batches concurrently, each as Call would,
@@ -265,6 +330,9 @@ type servedListener struct {
 	stopped bool
 	reqs    *batcher[*pluginv1.IncomingRequest] // when the host reads IncomingBatch
 
+	data         *dataServerConn // when requests go over the data path
+	dataListener uint64          // the host's number for this listener there
+
 	mu       sync.Mutex
 	nextID   uint64
 	pending  map[uint64]chan *pluginv1.Message
@@ -296,9 +364,16 @@ func (l *servedListener) run() error {
 		close(written)
 	}
 
+	var dataGone <-chan struct{}
+	if l.data != nil {
+		dataGone = l.data.fc.done
+	}
 	var failed error
 	select {
 	case <-recvErr:
+	case <-dataGone:
+		// The host listens again, on a data path connection that works.
+		failed = errors.Unavailable("", "transport %s: listener on %s: the data path connection to the host broke", l.name, l.ln.Addr())
 	case err := <-serveErr:
 		serveErr = nil
 		switch {
@@ -429,6 +504,9 @@ func (l *servedListener) route(f *pluginv1.StreamFrame) {
 
 // ServeRequest forwards req to the host and waits for its response.
 func (l *servedListener) ServeRequest(ctx context.Context, req *transport.Message) *transport.Message {
+	if l.data != nil {
+		return l.data.forward(ctx, l.ctx.Done(), l.name, l.dataListener, req)
+	}
 	ch := make(chan *pluginv1.Message, 1)
 	l.mu.Lock()
 	l.nextID++

@@ -1801,19 +1801,129 @@ func (x *Delivery) GetAttempt() int32 {
 	return 0
 }
 
+type DataPathRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Frame protocol versions the host speaks.
+	Versions      []uint32 `protobuf:"varint,1,rep,packed,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataPathRequest) Reset() {
+	*x = DataPathRequest{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataPathRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataPathRequest) ProtoMessage() {}
+
+func (x *DataPathRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataPathRequest.ProtoReflect.Descriptor instead.
+func (*DataPathRequest) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DataPathRequest) GetVersions() []uint32 {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type DataPathResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`  // "tcp" or "unix"
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`  // empty: the plugin has no data path
+	Version       uint32                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"` // the frame protocol version the plugin chose
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataPathResponse) Reset() {
+	*x = DataPathResponse{}
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataPathResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataPathResponse) ProtoMessage() {}
+
+func (x *DataPathResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataPathResponse.ProtoReflect.Descriptor instead.
+func (*DataPathResponse) Descriptor() ([]byte, []int) {
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DataPathResponse) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *DataPathResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *DataPathResponse) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 type ListenRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// The host reads IncomingBatch messages; without it the plugin sends every
 	// request on its own.
-	Batch         bool `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	Batch bool `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	// With data_conn, the plugin sends requests as frames on the data path
+	// connection it numbered data_conn, tagged with data_listener, instead of on
+	// this stream (streams stay on this stream).
+	DataConn      uint64 `protobuf:"varint,3,opt,name=data_conn,json=dataConn,proto3" json:"data_conn,omitempty"`
+	DataListener  uint64 `protobuf:"varint,4,opt,name=data_listener,json=dataListener,proto3" json:"data_listener,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListenRequest) Reset() {
 	*x = ListenRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +1935,7 @@ func (x *ListenRequest) String() string {
 func (*ListenRequest) ProtoMessage() {}
 
 func (x *ListenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +1948,7 @@ func (x *ListenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenRequest.ProtoReflect.Descriptor instead.
 func (*ListenRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListenRequest) GetAddress() string {
@@ -1855,19 +1965,35 @@ func (x *ListenRequest) GetBatch() bool {
 	return false
 }
 
+func (x *ListenRequest) GetDataConn() uint64 {
+	if x != nil {
+		return x.DataConn
+	}
+	return 0
+}
+
+func (x *ListenRequest) GetDataListener() uint64 {
+	if x != nil {
+		return x.DataListener
+	}
+	return 0
+}
+
 type Bound struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// The plugin reads ResponseBatch messages; without it the host answers every
 	// request on its own.
-	Batch         bool `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	Batch bool `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	// The plugin sends requests on the data path connection ListenRequest named.
+	Data          bool `protobuf:"varint,3,opt,name=data,proto3" json:"data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Bound) Reset() {
 	*x = Bound{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +2005,7 @@ func (x *Bound) String() string {
 func (*Bound) ProtoMessage() {}
 
 func (x *Bound) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +2018,7 @@ func (x *Bound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bound.ProtoReflect.Descriptor instead.
 func (*Bound) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Bound) GetAddress() string {
@@ -1909,6 +2035,13 @@ func (x *Bound) GetBatch() bool {
 	return false
 }
 
+func (x *Bound) GetData() bool {
+	if x != nil {
+		return x.Data
+	}
+	return false
+}
+
 type ShutdownListener struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	DrainTimeoutMs int64                  `protobuf:"varint,1,opt,name=drain_timeout_ms,json=drainTimeoutMs,proto3" json:"drain_timeout_ms,omitempty"`
@@ -1918,7 +2051,7 @@ type ShutdownListener struct {
 
 func (x *ShutdownListener) Reset() {
 	*x = ShutdownListener{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2063,7 @@ func (x *ShutdownListener) String() string {
 func (*ShutdownListener) ProtoMessage() {}
 
 func (x *ShutdownListener) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2076,7 @@ func (x *ShutdownListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownListener.ProtoReflect.Descriptor instead.
 func (*ShutdownListener) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ShutdownListener) GetDrainTimeoutMs() int64 {
@@ -1969,7 +2102,7 @@ type ListenerClientMessage struct {
 
 func (x *ListenerClientMessage) Reset() {
 	*x = ListenerClientMessage{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2114,7 @@ func (x *ListenerClientMessage) String() string {
 func (*ListenerClientMessage) ProtoMessage() {}
 
 func (x *ListenerClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2127,7 @@ func (x *ListenerClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerClientMessage.ProtoReflect.Descriptor instead.
 func (*ListenerClientMessage) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListenerClientMessage) GetMsg() isListenerClientMessage_Msg {
@@ -2099,7 +2232,7 @@ type ListenerServerMessage struct {
 
 func (x *ListenerServerMessage) Reset() {
 	*x = ListenerServerMessage{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2244,7 @@ func (x *ListenerServerMessage) String() string {
 func (*ListenerServerMessage) ProtoMessage() {}
 
 func (x *ListenerServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2257,7 @@ func (x *ListenerServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerServerMessage.ProtoReflect.Descriptor instead.
 func (*ListenerServerMessage) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListenerServerMessage) GetMsg() isListenerServerMessage_Msg {
@@ -2222,7 +2355,7 @@ type IncomingBatch struct {
 
 func (x *IncomingBatch) Reset() {
 	*x = IncomingBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2367,7 @@ func (x *IncomingBatch) String() string {
 func (*IncomingBatch) ProtoMessage() {}
 
 func (x *IncomingBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2380,7 @@ func (x *IncomingBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingBatch.ProtoReflect.Descriptor instead.
 func (*IncomingBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *IncomingBatch) GetRequests() []*IncomingRequest {
@@ -2266,7 +2399,7 @@ type ResponseBatch struct {
 
 func (x *ResponseBatch) Reset() {
 	*x = ResponseBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2411,7 @@ func (x *ResponseBatch) String() string {
 func (*ResponseBatch) ProtoMessage() {}
 
 func (x *ResponseBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2424,7 @@ func (x *ResponseBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseBatch.ProtoReflect.Descriptor instead.
 func (*ResponseBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ResponseBatch) GetResponses() []*Response {
@@ -2311,7 +2444,7 @@ type IncomingRequest struct {
 
 func (x *IncomingRequest) Reset() {
 	*x = IncomingRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2456,7 @@ func (x *IncomingRequest) String() string {
 func (*IncomingRequest) ProtoMessage() {}
 
 func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2469,7 @@ func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingRequest.ProtoReflect.Descriptor instead.
 func (*IncomingRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *IncomingRequest) GetId() uint64 {
@@ -2363,7 +2496,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2508,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2521,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Response) GetId() uint64 {
@@ -2417,7 +2550,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2562,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2575,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CallRequest) GetAddress() string {
@@ -2482,7 +2615,7 @@ type CallBatch struct {
 
 func (x *CallBatch) Reset() {
 	*x = CallBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2627,7 @@ func (x *CallBatch) String() string {
 func (*CallBatch) ProtoMessage() {}
 
 func (x *CallBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2640,7 @@ func (x *CallBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallBatch.ProtoReflect.Descriptor instead.
 func (*CallBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CallBatch) GetCalls() []*CallRequest {
@@ -2529,7 +2662,7 @@ type CallResult struct {
 
 func (x *CallResult) Reset() {
 	*x = CallResult{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2674,7 @@ func (x *CallResult) String() string {
 func (*CallResult) ProtoMessage() {}
 
 func (x *CallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2687,7 @@ func (x *CallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
 func (*CallResult) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CallResult) GetId() uint64 {
@@ -2594,7 +2727,7 @@ type CallResultBatch struct {
 
 func (x *CallResultBatch) Reset() {
 	*x = CallResultBatch{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2606,7 +2739,7 @@ func (x *CallResultBatch) String() string {
 func (*CallResultBatch) ProtoMessage() {}
 
 func (x *CallResultBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2619,7 +2752,7 @@ func (x *CallResultBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResultBatch.ProtoReflect.Descriptor instead.
 func (*CallResultBatch) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CallResultBatch) GetResults() []*CallResult {
@@ -2648,7 +2781,7 @@ type StreamFrame struct {
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2793,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2806,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StreamFrame) GetId() uint64 {
@@ -2779,7 +2912,7 @@ type StreamOpen struct {
 
 func (x *StreamOpen) Reset() {
 	*x = StreamOpen{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +2924,7 @@ func (x *StreamOpen) String() string {
 func (*StreamOpen) ProtoMessage() {}
 
 func (x *StreamOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +2937,7 @@ func (x *StreamOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOpen.ProtoReflect.Descriptor instead.
 func (*StreamOpen) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *StreamOpen) GetAddress() string {
@@ -2830,7 +2963,7 @@ type EncodeRequest struct {
 
 func (x *EncodeRequest) Reset() {
 	*x = EncodeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2842,7 +2975,7 @@ func (x *EncodeRequest) String() string {
 func (*EncodeRequest) ProtoMessage() {}
 
 func (x *EncodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2855,7 +2988,7 @@ func (x *EncodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeRequest.ProtoReflect.Descriptor instead.
 func (*EncodeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EncodeRequest) GetJson() []byte {
@@ -2874,7 +3007,7 @@ type EncodeResponse struct {
 
 func (x *EncodeResponse) Reset() {
 	*x = EncodeResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +3019,7 @@ func (x *EncodeResponse) String() string {
 func (*EncodeResponse) ProtoMessage() {}
 
 func (x *EncodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2899,7 +3032,7 @@ func (x *EncodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeResponse.ProtoReflect.Descriptor instead.
 func (*EncodeResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *EncodeResponse) GetData() []byte {
@@ -2918,7 +3051,7 @@ type DecodeRequest struct {
 
 func (x *DecodeRequest) Reset() {
 	*x = DecodeRequest{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3063,7 @@ func (x *DecodeRequest) String() string {
 func (*DecodeRequest) ProtoMessage() {}
 
 func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3076,7 @@ func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeRequest.ProtoReflect.Descriptor instead.
 func (*DecodeRequest) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DecodeRequest) GetData() []byte {
@@ -2962,7 +3095,7 @@ type DecodeResponse struct {
 
 func (x *DecodeResponse) Reset() {
 	*x = DecodeResponse{}
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2974,7 +3107,7 @@ func (x *DecodeResponse) String() string {
 func (*DecodeResponse) ProtoMessage() {}
 
 func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_micro_plugin_v1_plugin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2987,7 +3120,7 @@ func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeResponse.ProtoReflect.Descriptor instead.
 func (*DecodeResponse) Descriptor() ([]byte, []int) {
-	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
+	return file_micro_plugin_v1_plugin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DecodeResponse) GetJson() []byte {
@@ -3118,13 +3251,22 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x122\n" +
 	"\amessage\x18\x03 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\x12\x18\n" +
-	"\aattempt\x18\x04 \x01(\x05R\aattempt\"?\n" +
+	"\aattempt\x18\x04 \x01(\x05R\aattempt\"-\n" +
+	"\x0fDataPathRequest\x12\x1a\n" +
+	"\bversions\x18\x01 \x03(\rR\bversions\"`\n" +
+	"\x10DataPathResponse\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\"\x81\x01\n" +
 	"\rListenRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05batch\x18\x02 \x01(\bR\x05batch\"7\n" +
+	"\x05batch\x18\x02 \x01(\bR\x05batch\x12\x1b\n" +
+	"\tdata_conn\x18\x03 \x01(\x04R\bdataConn\x12#\n" +
+	"\rdata_listener\x18\x04 \x01(\x04R\fdataListener\"K\n" +
 	"\x05Bound\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05batch\x18\x02 \x01(\bR\x05batch\"<\n" +
+	"\x05batch\x18\x02 \x01(\bR\x05batch\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\bR\x04data\"<\n" +
 	"\x10ShutdownListener\x12(\n" +
 	"\x10drain_timeout_ms\x18\x01 \x01(\x03R\x0edrainTimeoutMs\"\xca\x02\n" +
 	"\x15ListenerClientMessage\x128\n" +
@@ -3209,12 +3351,13 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06Broker\x12B\n" +
 	"\aPublish\x12\x1f.micro.plugin.v1.PublishRequest\x1a\x16.micro.plugin.v1.Empty\x12T\n" +
 	"\rPublishStream\x12\x1d.micro.plugin.v1.PublishBatch\x1a .micro.plugin.v1.PublishAckBatch(\x010\x01\x12S\n" +
-	"\tSubscribe\x12'.micro.plugin.v1.SubscribeClientMessage\x1a\x19.micro.plugin.v1.Delivery(\x010\x012\xbe\x02\n" +
+	"\tSubscribe\x12'.micro.plugin.v1.SubscribeClientMessage\x1a\x19.micro.plugin.v1.Delivery(\x010\x012\x8f\x03\n" +
 	"\tTransport\x12\\\n" +
 	"\x06Listen\x12&.micro.plugin.v1.ListenerClientMessage\x1a&.micro.plugin.v1.ListenerServerMessage(\x010\x01\x12>\n" +
 	"\x04Call\x12\x1c.micro.plugin.v1.CallRequest\x1a\x18.micro.plugin.v1.Message\x12I\n" +
 	"\x05Calls\x12\x1a.micro.plugin.v1.CallBatch\x1a .micro.plugin.v1.CallResultBatch(\x010\x01\x12H\n" +
-	"\x06Stream\x12\x1c.micro.plugin.v1.StreamFrame\x1a\x1c.micro.plugin.v1.StreamFrame(\x010\x012\x9d\x01\n" +
+	"\x06Stream\x12\x1c.micro.plugin.v1.StreamFrame\x1a\x1c.micro.plugin.v1.StreamFrame(\x010\x01\x12O\n" +
+	"\bDataPath\x12 .micro.plugin.v1.DataPathRequest\x1a!.micro.plugin.v1.DataPathResponse2\x9d\x01\n" +
 	"\x05Codec\x12I\n" +
 	"\x06Encode\x12\x1e.micro.plugin.v1.EncodeRequest\x1a\x1f.micro.plugin.v1.EncodeResponse\x12I\n" +
 	"\x06Decode\x12\x1e.micro.plugin.v1.DecodeRequest\x1a\x1f.micro.plugin.v1.DecodeResponseBFZDgithub.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1;pluginv1b\x06proto3"
@@ -3232,7 +3375,7 @@ func file_micro_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_micro_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_micro_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_micro_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_micro_plugin_v1_plugin_proto_goTypes = []any{
 	(WatchEvent_Type)(0),           // 0: micro.plugin.v1.WatchEvent.Type
 	(*DescribeRequest)(nil),        // 1: micro.plugin.v1.DescribeRequest
@@ -3268,72 +3411,74 @@ var file_micro_plugin_v1_plugin_proto_goTypes = []any{
 	(*Settle)(nil),                 // 31: micro.plugin.v1.Settle
 	(*SubscribeClientMessage)(nil), // 32: micro.plugin.v1.SubscribeClientMessage
 	(*Delivery)(nil),               // 33: micro.plugin.v1.Delivery
-	(*ListenRequest)(nil),          // 34: micro.plugin.v1.ListenRequest
-	(*Bound)(nil),                  // 35: micro.plugin.v1.Bound
-	(*ShutdownListener)(nil),       // 36: micro.plugin.v1.ShutdownListener
-	(*ListenerClientMessage)(nil),  // 37: micro.plugin.v1.ListenerClientMessage
-	(*ListenerServerMessage)(nil),  // 38: micro.plugin.v1.ListenerServerMessage
-	(*IncomingBatch)(nil),          // 39: micro.plugin.v1.IncomingBatch
-	(*ResponseBatch)(nil),          // 40: micro.plugin.v1.ResponseBatch
-	(*IncomingRequest)(nil),        // 41: micro.plugin.v1.IncomingRequest
-	(*Response)(nil),               // 42: micro.plugin.v1.Response
-	(*CallRequest)(nil),            // 43: micro.plugin.v1.CallRequest
-	(*CallBatch)(nil),              // 44: micro.plugin.v1.CallBatch
-	(*CallResult)(nil),             // 45: micro.plugin.v1.CallResult
-	(*CallResultBatch)(nil),        // 46: micro.plugin.v1.CallResultBatch
-	(*StreamFrame)(nil),            // 47: micro.plugin.v1.StreamFrame
-	(*StreamOpen)(nil),             // 48: micro.plugin.v1.StreamOpen
-	(*EncodeRequest)(nil),          // 49: micro.plugin.v1.EncodeRequest
-	(*EncodeResponse)(nil),         // 50: micro.plugin.v1.EncodeResponse
-	(*DecodeRequest)(nil),          // 51: micro.plugin.v1.DecodeRequest
-	(*DecodeResponse)(nil),         // 52: micro.plugin.v1.DecodeResponse
-	nil,                            // 53: micro.plugin.v1.Service.MetadataEntry
-	nil,                            // 54: micro.plugin.v1.Endpoint.MetadataEntry
-	nil,                            // 55: micro.plugin.v1.Node.MetadataEntry
-	nil,                            // 56: micro.plugin.v1.Message.HeaderEntry
-	nil,                            // 57: micro.plugin.v1.StreamOpen.HeaderEntry
+	(*DataPathRequest)(nil),        // 34: micro.plugin.v1.DataPathRequest
+	(*DataPathResponse)(nil),       // 35: micro.plugin.v1.DataPathResponse
+	(*ListenRequest)(nil),          // 36: micro.plugin.v1.ListenRequest
+	(*Bound)(nil),                  // 37: micro.plugin.v1.Bound
+	(*ShutdownListener)(nil),       // 38: micro.plugin.v1.ShutdownListener
+	(*ListenerClientMessage)(nil),  // 39: micro.plugin.v1.ListenerClientMessage
+	(*ListenerServerMessage)(nil),  // 40: micro.plugin.v1.ListenerServerMessage
+	(*IncomingBatch)(nil),          // 41: micro.plugin.v1.IncomingBatch
+	(*ResponseBatch)(nil),          // 42: micro.plugin.v1.ResponseBatch
+	(*IncomingRequest)(nil),        // 43: micro.plugin.v1.IncomingRequest
+	(*Response)(nil),               // 44: micro.plugin.v1.Response
+	(*CallRequest)(nil),            // 45: micro.plugin.v1.CallRequest
+	(*CallBatch)(nil),              // 46: micro.plugin.v1.CallBatch
+	(*CallResult)(nil),             // 47: micro.plugin.v1.CallResult
+	(*CallResultBatch)(nil),        // 48: micro.plugin.v1.CallResultBatch
+	(*StreamFrame)(nil),            // 49: micro.plugin.v1.StreamFrame
+	(*StreamOpen)(nil),             // 50: micro.plugin.v1.StreamOpen
+	(*EncodeRequest)(nil),          // 51: micro.plugin.v1.EncodeRequest
+	(*EncodeResponse)(nil),         // 52: micro.plugin.v1.EncodeResponse
+	(*DecodeRequest)(nil),          // 53: micro.plugin.v1.DecodeRequest
+	(*DecodeResponse)(nil),         // 54: micro.plugin.v1.DecodeResponse
+	nil,                            // 55: micro.plugin.v1.Service.MetadataEntry
+	nil,                            // 56: micro.plugin.v1.Endpoint.MetadataEntry
+	nil,                            // 57: micro.plugin.v1.Node.MetadataEntry
+	nil,                            // 58: micro.plugin.v1.Message.HeaderEntry
+	nil,                            // 59: micro.plugin.v1.StreamOpen.HeaderEntry
 }
 var file_micro_plugin_v1_plugin_proto_depIdxs = []int32{
-	53, // 0: micro.plugin.v1.Service.metadata:type_name -> micro.plugin.v1.Service.MetadataEntry
+	55, // 0: micro.plugin.v1.Service.metadata:type_name -> micro.plugin.v1.Service.MetadataEntry
 	15, // 1: micro.plugin.v1.Service.endpoints:type_name -> micro.plugin.v1.Endpoint
 	16, // 2: micro.plugin.v1.Service.nodes:type_name -> micro.plugin.v1.Node
-	54, // 3: micro.plugin.v1.Endpoint.metadata:type_name -> micro.plugin.v1.Endpoint.MetadataEntry
-	55, // 4: micro.plugin.v1.Node.metadata:type_name -> micro.plugin.v1.Node.MetadataEntry
+	56, // 3: micro.plugin.v1.Endpoint.metadata:type_name -> micro.plugin.v1.Endpoint.MetadataEntry
+	57, // 4: micro.plugin.v1.Node.metadata:type_name -> micro.plugin.v1.Node.MetadataEntry
 	14, // 5: micro.plugin.v1.RegisterRequest.service:type_name -> micro.plugin.v1.Service
 	14, // 6: micro.plugin.v1.DeregisterRequest.service:type_name -> micro.plugin.v1.Service
 	14, // 7: micro.plugin.v1.GetServiceResponse.services:type_name -> micro.plugin.v1.Service
 	14, // 8: micro.plugin.v1.ListServicesResponse.services:type_name -> micro.plugin.v1.Service
 	0,  // 9: micro.plugin.v1.WatchEvent.type:type_name -> micro.plugin.v1.WatchEvent.Type
 	14, // 10: micro.plugin.v1.WatchEvent.service:type_name -> micro.plugin.v1.Service
-	56, // 11: micro.plugin.v1.Message.header:type_name -> micro.plugin.v1.Message.HeaderEntry
+	58, // 11: micro.plugin.v1.Message.header:type_name -> micro.plugin.v1.Message.HeaderEntry
 	25, // 12: micro.plugin.v1.PublishRequest.message:type_name -> micro.plugin.v1.Message
 	26, // 13: micro.plugin.v1.PublishBatch.requests:type_name -> micro.plugin.v1.PublishRequest
 	28, // 14: micro.plugin.v1.PublishAckBatch.acks:type_name -> micro.plugin.v1.PublishAck
 	30, // 15: micro.plugin.v1.SubscribeClientMessage.subscribe:type_name -> micro.plugin.v1.SubscribeRequest
 	31, // 16: micro.plugin.v1.SubscribeClientMessage.settle:type_name -> micro.plugin.v1.Settle
 	25, // 17: micro.plugin.v1.Delivery.message:type_name -> micro.plugin.v1.Message
-	34, // 18: micro.plugin.v1.ListenerClientMessage.listen:type_name -> micro.plugin.v1.ListenRequest
-	42, // 19: micro.plugin.v1.ListenerClientMessage.response:type_name -> micro.plugin.v1.Response
-	47, // 20: micro.plugin.v1.ListenerClientMessage.stream:type_name -> micro.plugin.v1.StreamFrame
-	36, // 21: micro.plugin.v1.ListenerClientMessage.shutdown:type_name -> micro.plugin.v1.ShutdownListener
-	40, // 22: micro.plugin.v1.ListenerClientMessage.responses:type_name -> micro.plugin.v1.ResponseBatch
-	35, // 23: micro.plugin.v1.ListenerServerMessage.bound:type_name -> micro.plugin.v1.Bound
-	41, // 24: micro.plugin.v1.ListenerServerMessage.request:type_name -> micro.plugin.v1.IncomingRequest
-	47, // 25: micro.plugin.v1.ListenerServerMessage.stream:type_name -> micro.plugin.v1.StreamFrame
+	36, // 18: micro.plugin.v1.ListenerClientMessage.listen:type_name -> micro.plugin.v1.ListenRequest
+	44, // 19: micro.plugin.v1.ListenerClientMessage.response:type_name -> micro.plugin.v1.Response
+	49, // 20: micro.plugin.v1.ListenerClientMessage.stream:type_name -> micro.plugin.v1.StreamFrame
+	38, // 21: micro.plugin.v1.ListenerClientMessage.shutdown:type_name -> micro.plugin.v1.ShutdownListener
+	42, // 22: micro.plugin.v1.ListenerClientMessage.responses:type_name -> micro.plugin.v1.ResponseBatch
+	37, // 23: micro.plugin.v1.ListenerServerMessage.bound:type_name -> micro.plugin.v1.Bound
+	43, // 24: micro.plugin.v1.ListenerServerMessage.request:type_name -> micro.plugin.v1.IncomingRequest
+	49, // 25: micro.plugin.v1.ListenerServerMessage.stream:type_name -> micro.plugin.v1.StreamFrame
 	13, // 26: micro.plugin.v1.ListenerServerMessage.shutdown_done:type_name -> micro.plugin.v1.Empty
-	39, // 27: micro.plugin.v1.ListenerServerMessage.requests:type_name -> micro.plugin.v1.IncomingBatch
-	41, // 28: micro.plugin.v1.IncomingBatch.requests:type_name -> micro.plugin.v1.IncomingRequest
-	42, // 29: micro.plugin.v1.ResponseBatch.responses:type_name -> micro.plugin.v1.Response
+	41, // 27: micro.plugin.v1.ListenerServerMessage.requests:type_name -> micro.plugin.v1.IncomingBatch
+	43, // 28: micro.plugin.v1.IncomingBatch.requests:type_name -> micro.plugin.v1.IncomingRequest
+	44, // 29: micro.plugin.v1.ResponseBatch.responses:type_name -> micro.plugin.v1.Response
 	25, // 30: micro.plugin.v1.IncomingRequest.message:type_name -> micro.plugin.v1.Message
 	25, // 31: micro.plugin.v1.Response.message:type_name -> micro.plugin.v1.Message
 	25, // 32: micro.plugin.v1.CallRequest.message:type_name -> micro.plugin.v1.Message
-	43, // 33: micro.plugin.v1.CallBatch.calls:type_name -> micro.plugin.v1.CallRequest
+	45, // 33: micro.plugin.v1.CallBatch.calls:type_name -> micro.plugin.v1.CallRequest
 	25, // 34: micro.plugin.v1.CallResult.message:type_name -> micro.plugin.v1.Message
-	45, // 35: micro.plugin.v1.CallResultBatch.results:type_name -> micro.plugin.v1.CallResult
-	48, // 36: micro.plugin.v1.StreamFrame.open:type_name -> micro.plugin.v1.StreamOpen
+	47, // 35: micro.plugin.v1.CallResultBatch.results:type_name -> micro.plugin.v1.CallResult
+	50, // 36: micro.plugin.v1.StreamFrame.open:type_name -> micro.plugin.v1.StreamOpen
 	13, // 37: micro.plugin.v1.StreamFrame.close_send:type_name -> micro.plugin.v1.Empty
 	13, // 38: micro.plugin.v1.StreamFrame.end:type_name -> micro.plugin.v1.Empty
-	57, // 39: micro.plugin.v1.StreamOpen.header:type_name -> micro.plugin.v1.StreamOpen.HeaderEntry
+	59, // 39: micro.plugin.v1.StreamOpen.header:type_name -> micro.plugin.v1.StreamOpen.HeaderEntry
 	1,  // 40: micro.plugin.v1.Plugin.Describe:input_type -> micro.plugin.v1.DescribeRequest
 	3,  // 41: micro.plugin.v1.Plugin.Configure:input_type -> micro.plugin.v1.ConfigureRequest
 	5,  // 42: micro.plugin.v1.Plugin.Health:input_type -> micro.plugin.v1.HealthRequest
@@ -3348,34 +3493,36 @@ var file_micro_plugin_v1_plugin_proto_depIdxs = []int32{
 	26, // 51: micro.plugin.v1.Broker.Publish:input_type -> micro.plugin.v1.PublishRequest
 	27, // 52: micro.plugin.v1.Broker.PublishStream:input_type -> micro.plugin.v1.PublishBatch
 	32, // 53: micro.plugin.v1.Broker.Subscribe:input_type -> micro.plugin.v1.SubscribeClientMessage
-	37, // 54: micro.plugin.v1.Transport.Listen:input_type -> micro.plugin.v1.ListenerClientMessage
-	43, // 55: micro.plugin.v1.Transport.Call:input_type -> micro.plugin.v1.CallRequest
-	44, // 56: micro.plugin.v1.Transport.Calls:input_type -> micro.plugin.v1.CallBatch
-	47, // 57: micro.plugin.v1.Transport.Stream:input_type -> micro.plugin.v1.StreamFrame
-	49, // 58: micro.plugin.v1.Codec.Encode:input_type -> micro.plugin.v1.EncodeRequest
-	51, // 59: micro.plugin.v1.Codec.Decode:input_type -> micro.plugin.v1.DecodeRequest
-	2,  // 60: micro.plugin.v1.Plugin.Describe:output_type -> micro.plugin.v1.DescribeResponse
-	4,  // 61: micro.plugin.v1.Plugin.Configure:output_type -> micro.plugin.v1.ConfigureResponse
-	6,  // 62: micro.plugin.v1.Plugin.Health:output_type -> micro.plugin.v1.HealthResponse
-	8,  // 63: micro.plugin.v1.Plugin.Shutdown:output_type -> micro.plugin.v1.ShutdownResponse
-	10, // 64: micro.plugin.v1.Plugin.Metrics:output_type -> micro.plugin.v1.MetricsResponse
-	12, // 65: micro.plugin.v1.Plugin.CollectSpans:output_type -> micro.plugin.v1.CollectSpansResponse
-	13, // 66: micro.plugin.v1.Registry.Register:output_type -> micro.plugin.v1.Empty
-	13, // 67: micro.plugin.v1.Registry.Deregister:output_type -> micro.plugin.v1.Empty
-	20, // 68: micro.plugin.v1.Registry.GetService:output_type -> micro.plugin.v1.GetServiceResponse
-	22, // 69: micro.plugin.v1.Registry.ListServices:output_type -> micro.plugin.v1.ListServicesResponse
-	24, // 70: micro.plugin.v1.Registry.Watch:output_type -> micro.plugin.v1.WatchEvent
-	13, // 71: micro.plugin.v1.Broker.Publish:output_type -> micro.plugin.v1.Empty
-	29, // 72: micro.plugin.v1.Broker.PublishStream:output_type -> micro.plugin.v1.PublishAckBatch
-	33, // 73: micro.plugin.v1.Broker.Subscribe:output_type -> micro.plugin.v1.Delivery
-	38, // 74: micro.plugin.v1.Transport.Listen:output_type -> micro.plugin.v1.ListenerServerMessage
-	25, // 75: micro.plugin.v1.Transport.Call:output_type -> micro.plugin.v1.Message
-	46, // 76: micro.plugin.v1.Transport.Calls:output_type -> micro.plugin.v1.CallResultBatch
-	47, // 77: micro.plugin.v1.Transport.Stream:output_type -> micro.plugin.v1.StreamFrame
-	50, // 78: micro.plugin.v1.Codec.Encode:output_type -> micro.plugin.v1.EncodeResponse
-	52, // 79: micro.plugin.v1.Codec.Decode:output_type -> micro.plugin.v1.DecodeResponse
-	60, // [60:80] is the sub-list for method output_type
-	40, // [40:60] is the sub-list for method input_type
+	39, // 54: micro.plugin.v1.Transport.Listen:input_type -> micro.plugin.v1.ListenerClientMessage
+	45, // 55: micro.plugin.v1.Transport.Call:input_type -> micro.plugin.v1.CallRequest
+	46, // 56: micro.plugin.v1.Transport.Calls:input_type -> micro.plugin.v1.CallBatch
+	49, // 57: micro.plugin.v1.Transport.Stream:input_type -> micro.plugin.v1.StreamFrame
+	34, // 58: micro.plugin.v1.Transport.DataPath:input_type -> micro.plugin.v1.DataPathRequest
+	51, // 59: micro.plugin.v1.Codec.Encode:input_type -> micro.plugin.v1.EncodeRequest
+	53, // 60: micro.plugin.v1.Codec.Decode:input_type -> micro.plugin.v1.DecodeRequest
+	2,  // 61: micro.plugin.v1.Plugin.Describe:output_type -> micro.plugin.v1.DescribeResponse
+	4,  // 62: micro.plugin.v1.Plugin.Configure:output_type -> micro.plugin.v1.ConfigureResponse
+	6,  // 63: micro.plugin.v1.Plugin.Health:output_type -> micro.plugin.v1.HealthResponse
+	8,  // 64: micro.plugin.v1.Plugin.Shutdown:output_type -> micro.plugin.v1.ShutdownResponse
+	10, // 65: micro.plugin.v1.Plugin.Metrics:output_type -> micro.plugin.v1.MetricsResponse
+	12, // 66: micro.plugin.v1.Plugin.CollectSpans:output_type -> micro.plugin.v1.CollectSpansResponse
+	13, // 67: micro.plugin.v1.Registry.Register:output_type -> micro.plugin.v1.Empty
+	13, // 68: micro.plugin.v1.Registry.Deregister:output_type -> micro.plugin.v1.Empty
+	20, // 69: micro.plugin.v1.Registry.GetService:output_type -> micro.plugin.v1.GetServiceResponse
+	22, // 70: micro.plugin.v1.Registry.ListServices:output_type -> micro.plugin.v1.ListServicesResponse
+	24, // 71: micro.plugin.v1.Registry.Watch:output_type -> micro.plugin.v1.WatchEvent
+	13, // 72: micro.plugin.v1.Broker.Publish:output_type -> micro.plugin.v1.Empty
+	29, // 73: micro.plugin.v1.Broker.PublishStream:output_type -> micro.plugin.v1.PublishAckBatch
+	33, // 74: micro.plugin.v1.Broker.Subscribe:output_type -> micro.plugin.v1.Delivery
+	40, // 75: micro.plugin.v1.Transport.Listen:output_type -> micro.plugin.v1.ListenerServerMessage
+	25, // 76: micro.plugin.v1.Transport.Call:output_type -> micro.plugin.v1.Message
+	48, // 77: micro.plugin.v1.Transport.Calls:output_type -> micro.plugin.v1.CallResultBatch
+	49, // 78: micro.plugin.v1.Transport.Stream:output_type -> micro.plugin.v1.StreamFrame
+	35, // 79: micro.plugin.v1.Transport.DataPath:output_type -> micro.plugin.v1.DataPathResponse
+	52, // 80: micro.plugin.v1.Codec.Encode:output_type -> micro.plugin.v1.EncodeResponse
+	54, // 81: micro.plugin.v1.Codec.Decode:output_type -> micro.plugin.v1.DecodeResponse
+	61, // [61:82] is the sub-list for method output_type
+	40, // [40:61] is the sub-list for method input_type
 	40, // [40:40] is the sub-list for extension type_name
 	40, // [40:40] is the sub-list for extension extendee
 	0,  // [0:40] is the sub-list for field type_name
@@ -3390,21 +3537,21 @@ func file_micro_plugin_v1_plugin_proto_init() {
 		(*SubscribeClientMessage_Subscribe)(nil),
 		(*SubscribeClientMessage_Settle)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[36].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[38].OneofWrappers = []any{
 		(*ListenerClientMessage_Listen)(nil),
 		(*ListenerClientMessage_Response)(nil),
 		(*ListenerClientMessage_Stream)(nil),
 		(*ListenerClientMessage_Shutdown)(nil),
 		(*ListenerClientMessage_Responses)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[37].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[39].OneofWrappers = []any{
 		(*ListenerServerMessage_Bound)(nil),
 		(*ListenerServerMessage_Request)(nil),
 		(*ListenerServerMessage_Stream)(nil),
 		(*ListenerServerMessage_ShutdownDone)(nil),
 		(*ListenerServerMessage_Requests)(nil),
 	}
-	file_micro_plugin_v1_plugin_proto_msgTypes[46].OneofWrappers = []any{
+	file_micro_plugin_v1_plugin_proto_msgTypes[48].OneofWrappers = []any{
 		(*StreamFrame_Open)(nil),
 		(*StreamFrame_Data)(nil),
 		(*StreamFrame_CloseSend)(nil),
@@ -3417,7 +3564,7 @@ func file_micro_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_micro_plugin_v1_plugin_proto_rawDesc), len(file_micro_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   57,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

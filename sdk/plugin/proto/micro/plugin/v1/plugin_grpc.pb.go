@@ -778,10 +778,11 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Transport_Listen_FullMethodName = "/micro.plugin.v1.Transport/Listen"
-	Transport_Call_FullMethodName   = "/micro.plugin.v1.Transport/Call"
-	Transport_Calls_FullMethodName  = "/micro.plugin.v1.Transport/Calls"
-	Transport_Stream_FullMethodName = "/micro.plugin.v1.Transport/Stream"
+	Transport_Listen_FullMethodName   = "/micro.plugin.v1.Transport/Listen"
+	Transport_Call_FullMethodName     = "/micro.plugin.v1.Transport/Call"
+	Transport_Calls_FullMethodName    = "/micro.plugin.v1.Transport/Calls"
+	Transport_Stream_FullMethodName   = "/micro.plugin.v1.Transport/Stream"
+	Transport_DataPath_FullMethodName = "/micro.plugin.v1.Transport/DataPath"
 )
 
 // TransportClient is the client API for Transport service.
@@ -801,6 +802,12 @@ type TransportClient interface {
 	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallBatch, CallResultBatch], error)
 	// Stream opens a stream to addr: the first frame carries addr and header.
 	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamFrame, StreamFrame], error)
+	// DataPath returns where the plugin serves its data path: a loopback socket,
+	// under the same mutual TLS as this channel, that carries unary calls and the
+	// requests of Listen streams as length-prefixed binary frames instead of
+	// Calls and IncomingBatch messages. A plugin without it answers Unimplemented
+	// or an empty address, and the host keeps to Calls and Listen.
+	DataPath(ctx context.Context, in *DataPathRequest, opts ...grpc.CallOption) (*DataPathResponse, error)
 }
 
 type transportClient struct {
@@ -860,6 +867,16 @@ func (c *transportClient) Stream(ctx context.Context, opts ...grpc.CallOption) (
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_StreamClient = grpc.BidiStreamingClient[StreamFrame, StreamFrame]
 
+func (c *transportClient) DataPath(ctx context.Context, in *DataPathRequest, opts ...grpc.CallOption) (*DataPathResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DataPathResponse)
+	err := c.cc.Invoke(ctx, Transport_DataPath_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -877,6 +894,12 @@ type TransportServer interface {
 	Calls(grpc.BidiStreamingServer[CallBatch, CallResultBatch]) error
 	// Stream opens a stream to addr: the first frame carries addr and header.
 	Stream(grpc.BidiStreamingServer[StreamFrame, StreamFrame]) error
+	// DataPath returns where the plugin serves its data path: a loopback socket,
+	// under the same mutual TLS as this channel, that carries unary calls and the
+	// requests of Listen streams as length-prefixed binary frames instead of
+	// Calls and IncomingBatch messages. A plugin without it answers Unimplemented
+	// or an empty address, and the host keeps to Calls and Listen.
+	DataPath(context.Context, *DataPathRequest) (*DataPathResponse, error)
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -898,6 +921,9 @@ func (UnimplementedTransportServer) Calls(grpc.BidiStreamingServer[CallBatch, Ca
 }
 func (UnimplementedTransportServer) Stream(grpc.BidiStreamingServer[StreamFrame, StreamFrame]) error {
 	return status.Error(codes.Unimplemented, "method Stream not implemented")
+}
+func (UnimplementedTransportServer) DataPath(context.Context, *DataPathRequest) (*DataPathResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DataPath not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -959,6 +985,24 @@ func _Transport_Stream_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_StreamServer = grpc.BidiStreamingServer[StreamFrame, StreamFrame]
 
+func _Transport_DataPath_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DataPathRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransportServer).DataPath(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Transport_DataPath_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransportServer).DataPath(ctx, req.(*DataPathRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -969,6 +1013,10 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Call",
 			Handler:    _Transport_Call_Handler,
+		},
+		{
+			MethodName: "DataPath",
+			Handler:    _Transport_DataPath_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

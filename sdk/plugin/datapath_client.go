@@ -1,0 +1,422 @@
+package plugin
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	stderrors "errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/microhost/micro/sdk/errors"
+	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
+	"github.com/microhost/micro/sdk/transport"
+)
+
+// dataPathDialTimeout bounds dialing a plugin's data path and reading its hello.
+const dataPathDialTimeout = 5 * time.Second
+
+// DataPathConn is a Conn whose transport plugin may also be reached on its data
+// path: ClientTLS is the mutual-TLS configuration the host dials the plugin
+// channel with, and the data path is dialed with the same. A transport client
+// over a Conn without it uses the gRPC channel only.
+type DataPathConn interface {
+	Conn
+	ClientTLS() *tls.Config
+}
+
+// dataResult is what a call on the data path waits for.
+type dataResult struct {
+	msg    *transport.Message // the response, when status is resultOK
+	status byte
+	text   string // the JSON envelope, when the call failed
+	err    error  // the connection broke or the frame never left
+}
+
+// dataClient is the host's end of one data path connection to a transport
+// plugin: calls go out as call frames and their results come back by id, and the
+// requests of the listeners registered on it come in as request frames and go
+// back as response frames.
+type dataClient struct {
+	t       *transportClient
+	fc      *frameConn
+	id      uint64          // the number the plugin gave the connection
+	changed <-chan struct{} // conn.Changed() from before the connection opened
+	serve   *workerPool[framedRequest]
+
+	mu           sync.Mutex
+	nextID       uint64
+	calls        map[uint64]chan dataResult
+	nextListener uint64
+	listeners    map[uint64]*listenSession
+	broken       bool
+	retired      bool // no new calls or listeners: it closes once idle
+}
+
+// dataPath returns the data path connection, dialing it when the plugin offers
+// one; nil when it does not, and the caller uses the gRPC channel.
+func (t *transportClient) dataPath() *dataClient {
+	t.dataMu.Lock()
+	defer t.dataMu.Unlock()
+	if dc := t.data; dc != nil {
+		if dc.usable() {
+			return dc
+		}
+		t.data = nil
+		dc.retire()
+	}
+	if t.dataOff != nil {
+		select {
+		case <-t.dataOff:
+			t.dataOff = nil // the plugin restarted: ask the new process
+		default:
+			return nil
+		}
+	}
+	changed := t.conn.Changed()
+	dc, err := t.dialDataPath(changed)
+	if err != nil {
+		// Not offered, or not reachable: the gRPC channel carries everything
+		// until the plugin restarts. A plugin that is down fails there as well.
+		if _, down := t.conn.Current(); down == nil {
+			t.dataOff = changed
+		}
+		return nil
+	}
+	t.data = dc
+	return dc
+}
+
+// dialDataPath asks the plugin for its data path and connects to it.
+func (t *transportClient) dialDataPath(changed <-chan struct{}) (*dataClient, error) {
+	dconn, ok := t.conn.(DataPathConn)
+	if !ok {
+		return nil, stderrors.New("no TLS configuration for a data path")
+	}
+	tc, err := t.current()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dataPathDialTimeout)
+	defer cancel()
+	ep, err := tc.DataPath(ctx, &pluginv1.DataPathRequest{Versions: []uint32{dataPathVersion}})
+	if err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			return nil, fmt.Errorf("plugin %s has no data path: %w", t.name, err)
+		}
+		return nil, fmt.Errorf("plugin %s: asking for its data path: %w", t.name, FromStatus(t.name, err))
+	}
+	if ep.GetAddress() == "" || ep.GetVersion() != dataPathVersion {
+		return nil, fmt.Errorf("plugin %s offers no data path this host speaks", t.name)
+	}
+	d := tls.Dialer{Config: dconn.ClientTLS()}
+	nc, err := d.DialContext(ctx, ep.GetNetwork(), ep.GetAddress())
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: dialing its data path: %w", t.name, err)
+	}
+	id, err := readHello(ctx, nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("plugin %s: data path hello: %w", t.name, err)
+	}
+	dc := &dataClient{
+		t: t, id: id, changed: changed,
+		calls:     make(map[uint64]chan dataResult),
+		listeners: make(map[uint64]*listenSession),
+	}
+	dc.fc = newFrameConn(nc, dc.unsent)
+	dc.serve = newWorkerPool(dc.fc.done, func(r framedRequest) { r.sess.serveFramed(r.h, r.id, r.msg) })
+	dc.fc.start(dc.handle, dc.broke)
+	return dc, nil
+}
+
+// readHello reads the plugin's first frame, which numbers the connection.
+func readHello(ctx context.Context, nc net.Conn) (uint64, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetReadDeadline(dl)
+		defer nc.SetReadDeadline(time.Time{})
+	}
+	var prefix [frameLenSize]byte
+	p, err := readFrame(nc, prefix[:])
+	if err != nil {
+		return 0, err
+	}
+	d := frameDecoder{p: p}
+	typ, id := d.byte(), d.uvarint()
+	if version := d.uvarint(); d.bad || typ != frameHello || version != dataPathVersion {
+		return 0, errBadFrame
+	}
+	return id, nil
+}
+
+// usable reports whether new calls and listeners may use dc.
+func (dc *dataClient) usable() bool {
+	select {
+	case <-dc.changed:
+		return false
+	default:
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	return !dc.broken && !dc.retired
+}
+
+// retire takes dc out of use: it closes once no call or listener is left on it.
+func (dc *dataClient) retire() {
+	dc.mu.Lock()
+	dc.retired = true
+	idle := len(dc.calls) == 0 && len(dc.listeners) == 0
+	dc.mu.Unlock()
+	if idle {
+		dc.fc.close()
+	}
+}
+
+// idleLocked reports whether dc is retired and nothing uses it; dc.mu is held.
+func (dc *dataClient) idleLocked() bool {
+	return dc.retired && len(dc.calls) == 0 && len(dc.listeners) == 0
+}
+
+// notSent is the 503 for a call that never left.
+func (dc *dataClient) notSent(why string) error {
+	name := dc.t.name
+	return fmt.Errorf("%w: %w", transport.ErrNotSent, errors.Unavailable(name, "plugin %s: %s", name, why))
+}
+
+// call makes one call through the plugin: a call frame out, a result frame back.
+func (dc *dataClient) call(ctx context.Context, addr string, req *transport.Message) (*transport.Message, error) {
+	var timeout uint64
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = uint64(max(1, time.Until(dl).Microseconds()))
+	}
+	size := frameSize(1<<63, uvarintLen(timeout)+uvarintLen(uint64(len(addr)))+len(addr)+messageSize(req))
+	if size > dataFrameLimit {
+		return nil, errors.PayloadTooLarge("", "request of %d bytes is over the plugin boundary's %d byte limit; send less", size, dataFrameLimit)
+	}
+	ch := make(chan dataResult, 1)
+	dc.mu.Lock()
+	if dc.broken {
+		dc.mu.Unlock()
+		return nil, dc.notSent("the data connection broke")
+	}
+	dc.nextID++
+	id := dc.nextID
+	dc.calls[id] = ch
+	dc.mu.Unlock()
+
+	buf := dc.fc.getBuf()
+	b := beginFrame((*buf)[:0], frameCall, id)
+	b = binary.AppendUvarint(b, timeout)
+	b = appendString(b, addr)
+	*buf = endFrame(appendMessage(b, req), 0)
+	if !dc.fc.send(buf, id) {
+		dc.finish(id, dataResult{})
+		return nil, dc.notSent("the data connection broke")
+	}
+
+	var r dataResult
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		if dc.finish(id, dataResult{}) {
+			dc.cancelCall(id)
+		}
+		return nil, dc.t.fail(ctx, "call "+addr, ctx.Err())
+	}
+	switch {
+	case r.err != nil:
+		if ctx.Err() != nil {
+			return nil, dc.t.fail(ctx, "call "+addr, ctx.Err())
+		}
+		return nil, r.err
+	case r.status != resultOK:
+		return nil, dc.t.fail(ctx, "call "+addr, envelopeStatus(r.text))
+	}
+	return r.msg, nil
+}
+
+// cancelCall tells the plugin the caller of call id gave up.
+func (dc *dataClient) cancelCall(id uint64) {
+	buf := dc.fc.getBuf()
+	*buf = endFrame(beginFrame((*buf)[:0], frameCancel, id), 0)
+	dc.fc.send(buf, 0)
+}
+
+// finish hands call id its result, if its caller still waits, and reports
+// whether it did; a retired dc closes once idle.
+func (dc *dataClient) finish(id uint64, r dataResult) bool {
+	dc.mu.Lock()
+	ch, ok := dc.calls[id]
+	delete(dc.calls, id)
+	idle := ok && dc.idleLocked()
+	dc.mu.Unlock()
+	if ok {
+		ch <- r
+	}
+	if idle {
+		dc.fc.close()
+	}
+	return ok
+}
+
+// unsent fails a call whose frame the writer never wrote.
+func (dc *dataClient) unsent(id uint64) {
+	dc.finish(id, dataResult{err: dc.notSent("the data connection broke before the call was sent")})
+}
+
+// handle is the reader's frame handler.
+func (dc *dataClient) handle(typ byte, id uint64, d *frameDecoder) error {
+	switch typ {
+	case frameResult:
+		r := dataResult{status: d.byte()}
+		if r.status == resultOK {
+			msg, err := d.message()
+			if err != nil {
+				return err
+			}
+			r.msg = msg
+		} else {
+			r.text = string(d.rest())
+		}
+		if d.bad {
+			return errBadFrame
+		}
+		dc.finish(id, r)
+	case frameRequest:
+		lid := d.uvarint()
+		msg, err := d.message()
+		if err != nil {
+			return err
+		}
+		dc.mu.Lock()
+		sess := dc.listeners[lid]
+		dc.mu.Unlock()
+		if sess == nil {
+			dc.respond(id, transportErrorMessage(errListenerGone("plugin "+dc.t.name)))
+			return nil
+		}
+		sess.deliverFramed(id, msg)
+	default:
+		return fmt.Errorf("%w: unexpected frame type %d from the plugin", errBadFrame, typ)
+	}
+	return nil
+}
+
+// respond answers request id; a response too big for a frame becomes a 502.
+// Once the connection is gone, the plugin answers the caller itself.
+func (dc *dataClient) respond(id uint64, resp *transport.Message) {
+	if size := frameSize(id, messageSize(resp)); size > dataFrameLimit {
+		resp = transportErrorMessage(errors.BadGateway("", "response of %d bytes is over the plugin boundary's %d byte limit", size, dataFrameLimit))
+	}
+	buf := dc.fc.getBuf()
+	b := beginFrame((*buf)[:0], frameResponse, id)
+	*buf = endFrame(appendMessage(b, resp), 0)
+	dc.fc.send(buf, 0)
+}
+
+// broke runs when the connection ended: calls still waiting fail with a 503
+// (they may have been sent), and listeners on it end their Listen streams so
+// they listen again.
+func (dc *dataClient) broke(err error) {
+	dc.mu.Lock()
+	dc.broken = true
+	calls := dc.calls
+	dc.calls = make(map[uint64]chan dataResult)
+	sessions := make([]*listenSession, 0, len(dc.listeners))
+	for _, s := range dc.listeners {
+		sessions = append(sessions, s)
+	}
+	dc.mu.Unlock()
+	t := dc.t
+	t.dataMu.Lock()
+	if t.data == dc {
+		t.data = nil
+	}
+	t.dataMu.Unlock()
+	out := dataResult{err: errors.Unavailable(t.name, "plugin %s: the data connection broke with the call in flight: %v", t.name, err)}
+	for _, ch := range calls {
+		ch <- out
+	}
+	for _, s := range sessions {
+		s.cancel()
+	}
+}
+
+// addListener registers sess for the requests the plugin tags with the returned
+// listener number; false once dc broke.
+func (dc *dataClient) addListener(sess *listenSession) (uint64, bool) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.broken {
+		return 0, false
+	}
+	dc.nextListener++
+	dc.listeners[dc.nextListener] = sess
+	return dc.nextListener, true
+}
+
+// removeListener forgets listener lid; a retired dc closes once idle.
+func (dc *dataClient) removeListener(lid uint64) {
+	dc.mu.Lock()
+	_, ok := dc.listeners[lid]
+	delete(dc.listeners, lid)
+	idle := ok && dc.idleLocked()
+	dc.mu.Unlock()
+	if idle {
+		dc.fc.close()
+	}
+}
+
+// framedRequest is a request that came on the data path, for a worker to
+// serve with h, or to wait in its session until Serve sets h.
+type framedRequest struct {
+	sess *listenSession
+	h    transport.Handler
+	id   uint64
+	msg  *transport.Message
+}
+
+// deliverFramed runs the handler for a request of this session that came on the
+// data path; requests that come before Serve wait for it.
+func (s *listenSession) deliverFramed(id uint64, msg *transport.Message) {
+	if h := s.handler.Load(); h != nil {
+		s.data.serve.submit(framedRequest{sess: s, h: *h, id: id, msg: msg})
+		return
+	}
+	s.framedMu.Lock()
+	if h := s.handler.Load(); h != nil {
+		s.framedMu.Unlock()
+		s.data.serve.submit(framedRequest{sess: s, h: *h, id: id, msg: msg})
+		return
+	}
+	s.early = append(s.early, framedRequest{sess: s, id: id, msg: msg})
+	s.framedMu.Unlock()
+}
+
+// serveFramed answers one request of the data path with h.
+func (s *listenSession) serveFramed(h transport.Handler, id uint64, msg *transport.Message) {
+	resp := h.ServeRequest(s.ctx, msg)
+	if resp == nil {
+		resp = transportErrorMessage(errors.Internal("", "the handler returned no response"))
+	}
+	s.data.respond(id, resp)
+}
+
+// serveEarly sets the session's handler and runs the data path requests that
+// came before it.
+func (s *listenSession) serveEarly(h transport.Handler) {
+	s.framedMu.Lock()
+	s.handler.Store(&h)
+	early := s.early
+	s.early = nil
+	s.framedMu.Unlock()
+	for _, r := range early {
+		r.h = h
+		s.data.serve.submit(r)
+	}
+}

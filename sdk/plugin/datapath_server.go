@@ -1,0 +1,293 @@
+package plugin
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	stderrors "errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/microhost/micro/sdk/errors"
+	"github.com/microhost/micro/sdk/transport"
+)
+
+// dataPathHandshakeTimeout bounds the TLS handshake of a data path connection.
+const dataPathHandshakeTimeout = 10 * time.Second
+
+// dataServer is a transport plugin's data path: a loopback listener under the
+// plugin channel's mutual TLS (only the host's client certificate gets in), and
+// the connections the host opened on it. It listens on the first DataPath call.
+type dataServer struct {
+	ts  *transportServer
+	tls *tls.Config
+
+	once sync.Once
+	ln   net.Listener
+	addr string
+	err  error
+
+	mu     sync.Mutex
+	nextID uint64
+	conns  map[uint64]*dataServerConn
+	closed bool
+	wg     sync.WaitGroup // the accept loop and the connections' goroutines
+}
+
+func newDataServer(ts *transportServer, cfg *tls.Config) *dataServer {
+	return &dataServer{ts: ts, tls: cfg, conns: make(map[uint64]*dataServerConn)}
+}
+
+// endpoint returns the address the data path listens on, listening first.
+func (s *dataServer) endpoint() (string, error) {
+	s.once.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			s.err = stderrors.New("the data path is closed")
+			return
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			s.err = fmt.Errorf("data path: %w", err)
+			return
+		}
+		s.ln, s.addr = ln, ln.Addr().String()
+		s.wg.Add(1)
+		go s.accept()
+	})
+	return s.addr, s.err
+}
+
+// accept takes the host's connections until the listener closes.
+func (s *dataServer) accept() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if stderrors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		s.wg.Add(1)
+		go s.serve(nc)
+	}
+}
+
+// serve authenticates one connection, numbers it and runs it.
+func (s *dataServer) serve(nc net.Conn) {
+	defer s.wg.Done()
+	tc := tls.Server(nc, s.tls)
+	ctx, cancel := context.WithTimeout(context.Background(), dataPathHandshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		tc.Close() // no or a wrong client certificate: refused
+		return
+	}
+	c := &dataServerConn{s: s, calls: make(map[uint64]context.CancelFunc), reqs: make(map[uint64]chan *transport.Message)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.fc = newFrameConn(tc, nil)
+	c.work = newWorkerPool(c.fc.done, c.call)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		tc.Close()
+		return
+	}
+	s.nextID++
+	c.id = s.nextID
+	s.conns[c.id] = c
+	s.mu.Unlock()
+
+	buf := c.fc.getBuf()
+	b := beginFrame((*buf)[:0], frameHello, c.id)
+	*buf = endFrame(binary.AppendUvarint(b, dataPathVersion), 0)
+	c.fc.send(buf, 0)
+	finished := make(chan struct{})
+	c.fc.start(c.handle, func(error) {
+		c.cancel()
+		s.mu.Lock()
+		delete(s.conns, c.id)
+		s.mu.Unlock()
+		close(finished)
+	})
+	<-finished
+	c.wg.Wait()
+}
+
+// conn returns the connection numbered id, or nil when it is gone.
+func (s *dataServer) conn(id uint64) *dataServerConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[id]
+}
+
+// Close stops listening, closes every connection (calls on them are cancelled,
+// forwarded requests answer 503) and waits for their goroutines.
+func (s *dataServer) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	ln := s.ln
+	conns := make([]*dataServerConn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	for _, c := range conns {
+		c.fc.close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// dataServerConn is the plugin's end of one data path connection: it runs the
+// host's calls, and forwards the requests of the listeners the host bound to it.
+type dataServerConn struct {
+	s      *dataServer
+	id     uint64
+	fc     *frameConn
+	ctx    context.Context // the calls' parent: ends with the connection
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // calls in flight
+	work   *workerPool[dataCall]
+
+	mu      sync.Mutex
+	calls   map[uint64]context.CancelFunc // calls in flight, by id
+	nextReq uint64
+	reqs    map[uint64]chan *transport.Message // forwarded requests waiting for the host
+}
+
+// handle is the reader's frame handler.
+func (c *dataServerConn) handle(typ byte, id uint64, d *frameDecoder) error {
+	switch typ {
+	case frameCall:
+		timeout := d.uvarint()
+		addr := d.string()
+		msg, err := d.message()
+		if err != nil {
+			return err
+		}
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if timeout > 0 {
+			ctx, cancel = context.WithTimeout(c.ctx, time.Duration(timeout)*time.Microsecond)
+		} else {
+			ctx, cancel = context.WithCancel(c.ctx)
+		}
+		c.mu.Lock()
+		c.calls[id] = cancel
+		c.mu.Unlock()
+		c.wg.Add(1)
+		c.work.submit(dataCall{ctx: ctx, cancel: cancel, id: id, addr: addr, msg: msg})
+	case frameCancel:
+		c.mu.Lock()
+		cancel := c.calls[id]
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	case frameResponse:
+		msg, err := d.message()
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		ch := c.reqs[id]
+		delete(c.reqs, id)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- msg
+		}
+	default:
+		return fmt.Errorf("%w: unexpected frame type %d from the host", errBadFrame, typ)
+	}
+	return nil
+}
+
+// dataCall is a call frame for a worker to make.
+type dataCall struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	id     uint64
+	addr   string
+	msg    *transport.Message
+}
+
+// call makes one call of the host's through the plugin's transport and answers
+// with a result frame: the response, or the failure's envelope (marked not sent
+// for a 503, which the plugin answers only for requests that never left).
+func (c *dataServerConn) call(dc dataCall) {
+	defer c.wg.Done()
+	id, addr := dc.id, dc.addr
+	out, failure := c.s.ts.callMessage(dc.ctx, addr, dc.msg)
+	dc.cancel()
+	c.mu.Lock()
+	delete(c.calls, id)
+	c.mu.Unlock()
+	if failure == nil {
+		if size := frameSize(id, 1+messageSize(out)); size > dataFrameLimit {
+			failure = errors.BadGateway("", "response from %s of %d bytes is over the plugin boundary's %d byte limit", addr, size, dataFrameLimit)
+		}
+	}
+	buf := c.fc.getBuf()
+	b := beginFrame((*buf)[:0], frameResult, id)
+	if failure == nil {
+		b = appendMessage(append(b, resultOK), out)
+	} else {
+		st := resultError
+		if failure.Code == http.StatusServiceUnavailable {
+			st = resultNotSent
+		}
+		b = append(append(b, st), envelopeText(failure)...)
+	}
+	*buf = endFrame(b, 0)
+	c.fc.send(buf, 0)
+}
+
+// forward hands a request of listener lid to the host and waits for the answer
+// until ctx ends (the remote caller's), stop closes (the listener's session
+// ended) or the connection breaks.
+func (c *dataServerConn) forward(ctx context.Context, stop <-chan struct{}, name string, lid uint64, req *transport.Message) *transport.Message {
+	if size := frameSize(1<<63, uvarintLen(lid)+messageSize(req)); size > dataFrameLimit {
+		return transportErrorMessage(errors.PayloadTooLarge("", "request of %d bytes is over the plugin boundary's %d byte limit; send less", size, dataFrameLimit))
+	}
+	ch := make(chan *transport.Message, 1)
+	c.mu.Lock()
+	c.nextReq++
+	id := c.nextReq
+	c.reqs[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.reqs, id)
+		c.mu.Unlock()
+	}()
+	buf := c.fc.getBuf()
+	b := binary.AppendUvarint(beginFrame((*buf)[:0], frameRequest, id), lid)
+	*buf = endFrame(appendMessage(b, req), 0)
+	if !c.fc.send(buf, 0) {
+		return transportErrorMessage(errors.Unavailable("", "transport %s: cannot reach the host: %v", name, errListenerGone("the host")))
+	}
+	select {
+	case resp := <-ch:
+		return resp
+	case <-ctx.Done():
+		if stderrors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return transportErrorMessage(errors.Timeout("", "transport %s: the host did not answer in time", name))
+		}
+		return transportErrorMessage(errors.Unavailable("", "transport %s: the call was cancelled before the host answered", name))
+	case <-stop:
+		return transportErrorMessage(errListenerGone("the host"))
+	case <-c.fc.done:
+		return transportErrorMessage(errListenerGone("the host"))
+	}
+}
