@@ -75,11 +75,11 @@ func (s *transportServer) DataPath(ctx context.Context, req *pluginv1.DataPathRe
 	if !slices.Contains(req.GetVersions(), dataPathVersion) {
 		return &pluginv1.DataPathResponse{}, nil
 	}
-	addr, err := s.data.endpoint()
+	network, addr, err := s.data.endpoint()
 	if err != nil {
 		return nil, ToStatus(errors.Unavailable("", "transport %s: %v", s.t.Name(), err))
 	}
-	return &pluginv1.DataPathResponse{Network: "tcp", Address: addr, Version: dataPathVersion}, nil
+	return &pluginv1.DataPathResponse{Network: network, Address: addr, Version: dataPathVersion}, nil
 }
 
 // Listen binds the address of the host's first message, answers Bound, then
