@@ -323,11 +323,11 @@ func TestDataPathPluginKilled(t *testing.T) {
 		resp, err := dpCall(cctx, p.tr, addr, map[string]string{hID: "again"}, []byte("back"))
 		return err == nil && string(resp.Body) == "back"
 	}, "a call through the restarted plugin")
+	// The re-opened listener waited for the new process's data path. (Calls
+	// made while it connects may take the gRPC channel rather than wait: see
+	// sdk/plugin's TestDataPathDoesNotHoldCallsUp.)
 	if got := p.grpcCalls(t, methodDataPath); got["OK"] < 2 {
 		t.Errorf("DataPath calls = %v, want one OK per process", got)
-	}
-	if got := p.grpcCalls(t, methodCalls); len(got) != 0 {
-		t.Errorf("Calls streams opened = %v, want none", got)
 	}
 }
 

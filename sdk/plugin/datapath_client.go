@@ -58,61 +58,117 @@ type dataClient struct {
 	retired      bool // no new calls or listeners: it closes once idle
 }
 
-// dataPath returns the data path connection, dialing it when the plugin offers
-// one; nil when it does not, and the caller uses the gRPC channel.
+// dataPath returns the open data path connection, or nil while there is none
+// and the caller uses the gRPC channel. No call waits for the data path: when
+// none is open, an attempt to connect starts in the background.
 func (t *transportClient) dataPath() *dataClient {
+	dc, _ := t.dataPathOrAttempt()
+	return dc
+}
+
+// awaitDataPath is dataPath for a listener being opened: it waits, within ctx,
+// for the connection attempt, so a server's requests take the data path from
+// the first one.
+func (t *transportClient) awaitDataPath(ctx context.Context) *dataClient {
+	dc, attempt := t.dataPathOrAttempt()
+	if dc != nil || attempt == nil {
+		return dc
+	}
+	select {
+	case <-attempt:
+	case <-ctx.Done():
+		return nil
+	}
+	t.dataMu.Lock()
+	defer t.dataMu.Unlock()
+	return t.data
+}
+
+// dataPathOrAttempt returns the open connection or, when there is none, the
+// channel closed when the attempt to connect ends, starting one unless the
+// plugin offers no data path (until it restarts) or the last attempt failed
+// too recently; then both are nil.
+func (t *transportClient) dataPathOrAttempt() (*dataClient, <-chan struct{}) {
 	t.dataMu.Lock()
 	defer t.dataMu.Unlock()
 	if dc := t.data; dc != nil {
 		if dc.usable() {
-			return dc
+			return dc, nil
 		}
 		t.data = nil
 		dc.retire()
 	}
-	if t.dataOff != nil {
+	if t.dataDialing != nil {
+		return nil, t.dataDialing
+	}
+	if t.dataFailed {
 		select {
-		case <-t.dataOff:
-			t.dataOff = nil // the plugin restarted: ask the new process
+		case <-t.dataOff: // the plugin restarted: ask the new process, at once
+			t.dataFailed, t.dataRetry, t.dataWait = false, time.Time{}, 0
 		default:
-			return nil
+			if time.Now().Before(t.dataRetry) || t.dataRetry.IsZero() {
+				return nil, nil
+			}
 		}
 	}
+	if t.closed.Load() {
+		return nil, nil
+	}
+	attempt := make(chan struct{})
+	t.dataDialing = attempt
+	go t.connectDataPath(attempt)
+	return nil, attempt
+}
+
+// connectDataPath makes one attempt to open the data path and closes attempt
+// when it is over. A plugin that offers none is not asked again until it
+// restarts; any other failure (the plugin is down, or the socket refused) is
+// tried again after a wait growing from relistenMinWait to relistenMaxWait, or
+// at once after a restart. Until then the gRPC channel carries everything.
+func (t *transportClient) connectDataPath(attempt chan struct{}) {
 	changed := t.conn.Changed()
 	dc, err := t.dialDataPath(changed)
-	if err != nil {
-		// Not offered, or not reachable: the gRPC channel carries everything
-		// until the plugin restarts. A plugin that is down fails there as well.
-		if _, down := t.conn.Current(); down == nil {
-			t.dataOff = changed
-		}
-		return nil
+	t.dataMu.Lock()
+	defer t.dataMu.Unlock()
+	defer close(attempt)
+	t.dataDialing = nil
+	switch {
+	case err == nil && t.closed.Load():
+		dc.retire()
+	case err == nil:
+		t.data, t.dataFailed, t.dataWait = dc, false, 0
+	case stderrors.Is(err, errNoDataPath):
+		t.dataFailed, t.dataOff, t.dataRetry = true, changed, time.Time{}
+	default:
+		t.dataWait = min(max(2*t.dataWait, relistenMinWait), relistenMaxWait)
+		t.dataFailed, t.dataOff, t.dataRetry = true, changed, time.Now().Add(t.dataWait)
 	}
-	t.data = dc
-	return dc
 }
+
+// errNoDataPath marks a plugin that offers no data path this host speaks.
+var errNoDataPath = stderrors.New("no data path offered")
 
 // dialDataPath asks the plugin for its data path and connects to it.
 func (t *transportClient) dialDataPath(changed <-chan struct{}) (*dataClient, error) {
 	dconn, ok := t.conn.(DataPathConn)
 	if !ok {
-		return nil, stderrors.New("no TLS configuration for a data path")
+		return nil, fmt.Errorf("%w: no TLS configuration to dial one with", errNoDataPath)
 	}
 	tc, err := t.current()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dataPathDialTimeout)
+	ctx, cancel := context.WithTimeout(t.background, dataPathDialTimeout)
 	defer cancel()
 	ep, err := tc.DataPath(ctx, &pluginv1.DataPathRequest{Versions: []uint32{dataPathVersion}})
 	if err != nil {
 		if status.Code(err) == codes.Unimplemented {
-			return nil, fmt.Errorf("plugin %s has no data path: %w", t.name, err)
+			return nil, fmt.Errorf("plugin %s: %w: %w", t.name, errNoDataPath, err)
 		}
 		return nil, fmt.Errorf("plugin %s: asking for its data path: %w", t.name, FromStatus(t.name, err))
 	}
 	if ep.GetAddress() == "" || ep.GetVersion() != dataPathVersion {
-		return nil, fmt.Errorf("plugin %s offers no data path this host speaks", t.name)
+		return nil, fmt.Errorf("plugin %s: %w (version %d; this host speaks %d)", t.name, errNoDataPath, ep.GetVersion(), dataPathVersion)
 	}
 	d := tls.Dialer{Config: dconn.ClientTLS()}
 	nc, err := d.DialContext(ctx, ep.GetNetwork(), ep.GetAddress())

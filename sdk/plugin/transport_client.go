@@ -35,14 +35,22 @@ type transportClient struct {
 	name   string
 	conn   Conn
 	closed atomic.Bool
-	unary  atomic.Bool // the plugin does not serve Calls: each call is a Call RPC
+	// background bounds work nobody waits for (connecting the data path);
+	// Close cancels it.
+	background context.Context
+	stop       context.CancelFunc
+	unary      atomic.Bool // the plugin does not serve Calls: each call is a Call RPC
 
 	callsMu sync.Mutex
 	calls   *callStream // the shared Calls stream, nil until a call opens it
 
-	dataMu  sync.Mutex
-	data    *dataClient     // the data path connection, nil until a call or listener opens it
-	dataOff <-chan struct{} // set while the plugin offers no data path: until it restarts
+	dataMu      sync.Mutex
+	data        *dataClient     // the data path connection, nil until one is open
+	dataDialing chan struct{}   // closed when the attempt to connect ends; nil when none runs
+	dataFailed  bool            // the last attempt failed: see dataOff and dataRetry
+	dataOff     <-chan struct{} // after a failure: closed when the plugin restarts
+	dataRetry   time.Time       // after a failure: zero waits for a restart, else no attempt before it
+	dataWait    time.Duration   // the wait after the last failed attempt
 }
 
 var _ transport.Transport = (*transportClient)(nil)
@@ -53,7 +61,8 @@ var _ transport.Transport = (*transportClient)(nil)
 // Calls fail fast with a 503 wrapping transport.ErrNotSent while the plugin is
 // down, so clients retry elsewhere.
 func NewTransportClient(name string, conn Conn) transport.Transport {
-	return &transportClient{name: name, conn: conn}
+	background, stop := context.WithCancel(context.Background())
+	return &transportClient{name: name, conn: conn, background: background, stop: stop}
 }
 
 // Name is the name the host gave the plugin.
@@ -88,6 +97,7 @@ func (t *transportClient) Dial(_ context.Context, addr string) (transport.Conn, 
 // returned stay up until their own Close, as with the built-in http transport.
 func (t *transportClient) Close() error {
 	t.closed.Store(true)
+	t.stop()
 	t.callsMu.Lock()
 	cs := t.calls
 	t.calls = nil
@@ -656,7 +666,7 @@ func (l *pluginListener) open(ctx context.Context, addr string) (*listenSession,
 		ended:        make(chan struct{}),
 	}
 	lreq := &pluginv1.ListenRequest{Address: addr, Batch: true}
-	if dc := l.t.dataPath(); dc != nil {
+	if dc := l.t.awaitDataPath(ctx); dc != nil {
 		// Requests may come on the data path before Bound comes here: the
 		// session is registered first.
 		if lid, ok := dc.addListener(sess); ok {

@@ -1,0 +1,201 @@
+package plugin_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/microhost/micro/sdk/plugin"
+	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
+	"github.com/microhost/micro/sdk/transport"
+)
+
+// dpWatch serves a transport plugin in process and watches its gRPC channel:
+// how often the host asked for the data path, and how many batches of calls
+// came over the Calls stream instead. dataPath decides each DataPath answer.
+type dpWatch struct {
+	mu          sync.Mutex
+	asked       int
+	callBatches int
+	dataPath    func(n int) error // nil: answer; else fail the n-th ask (from 1) with it
+	tc          transport.Transport
+	addr        string // an echo server to call through the plugin
+}
+
+func (w *dpWatch) counts() (asked, callBatches int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.asked, w.callBatches
+}
+
+// countingStream counts the messages a Calls stream receives.
+type countingStream struct {
+	grpc.ServerStream
+	w *dpWatch
+}
+
+func (s countingStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		s.w.mu.Lock()
+		s.w.callBatches++
+		s.w.mu.Unlock()
+	}
+	return err
+}
+
+func newDPWatch(t *testing.T, offer bool, dataPath func(n int) error) *dpWatch {
+	t.Helper()
+	w := &dpWatch{dataPath: dataPath}
+	host, err := plugin.NewHostTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := host.ServerBundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, err := plugin.ServerTLSFromBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := transport.NewHTTP()
+	t.Cleanup(func() { own.Close() })
+	var opts []plugin.TransportServerOption
+	if offer {
+		opts = append(opts, plugin.WithDataPath(serverTLS))
+	}
+	ts := plugin.NewTransportServer(own, opts...)
+	srv := grpc.NewServer(
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if info.FullMethod == pluginv1.Transport_DataPath_FullMethodName {
+				w.mu.Lock()
+				w.asked++
+				n := w.asked
+				w.mu.Unlock()
+				if w.dataPath != nil {
+					if err := w.dataPath(n); err != nil {
+						return nil, err
+					}
+				}
+			}
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(s any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if info.FullMethod == pluginv1.Transport_Calls_FullMethodName {
+				ss = countingStream{ServerStream: ss, w: w}
+			}
+			return h(s, ss)
+		}),
+	)
+	pluginv1.RegisterTransportServer(srv, ts)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	t.Cleanup(func() { srv.Stop(); <-served })
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	w.tc = plugin.NewTransportClient("http", dpConn{Conn: plugin.StaticConn(cc), tls: host.ClientConfig()})
+	t.Cleanup(func() { w.tc.Close() })
+
+	echo := transport.NewHTTP()
+	t.Cleanup(func() { echo.Close() })
+	ln, err := echo.Listen(tpCtx(t), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ln.Serve(tpEcho{}) }()
+	t.Cleanup(func() { ln.Close() })
+	w.addr = ln.Addr()
+	return w
+}
+
+func (w *dpWatch) call(t *testing.T) {
+	t.Helper()
+	resp, err := tpCall(t, w.tc, w.addr, "Echo.Hello", []byte(`"hi"`))
+	if err != nil || string(resp.Body) != `"hi"` {
+		t.Fatalf("call through the plugin = %v, %v", resp, err)
+	}
+}
+
+// callsOnDataPath polls until calls stop coming over the Calls stream: a call
+// made then leaves the batch count as it was.
+func (w *dpWatch) callsOnDataPath(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, before := w.counts()
+		w.call(t)
+		if _, after := w.counts(); after == before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("calls still go over the Calls stream, not the data path")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDataPathDoesNotHoldCallsUp checks calls go over the gRPC channel while the
+// plugin is slow to hand out its data path, instead of waiting for it, and take
+// the data path once it is open.
+func TestDataPathDoesNotHoldCallsUp(t *testing.T) {
+	release := make(chan struct{})
+	w := newDPWatch(t, true, func(int) error { <-release; return nil })
+	start := time.Now()
+	for range 3 {
+		w.call(t)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("3 calls took %s while the data path was pending", took)
+	}
+	if asked, batches := w.counts(); asked != 1 || batches == 0 {
+		t.Fatalf("asked %d times, %d call batches on gRPC; want one pending ask and the calls on gRPC", asked, batches)
+	}
+	close(release)
+	w.callsOnDataPath(t)
+}
+
+// TestDataPathRetriedAfterAFailure checks a failed attempt (the plugin busy, a
+// socket refused) is tried again after a wait, while calls use gRPC meanwhile.
+func TestDataPathRetriedAfterAFailure(t *testing.T) {
+	w := newDPWatch(t, true, func(n int) error {
+		if n == 1 {
+			return status.Error(codes.Unavailable, "not now")
+		}
+		return nil
+	})
+	w.call(t)
+	w.callsOnDataPath(t)
+	if asked, _ := w.counts(); asked != 2 {
+		t.Fatalf("asked for the data path %d times, want 2 (a failure, then the retry)", asked)
+	}
+}
+
+// TestDataPathNotOfferedAskedOnce checks a plugin without a data path is asked
+// once, not on every call.
+func TestDataPathNotOfferedAskedOnce(t *testing.T) {
+	w := newDPWatch(t, false, nil)
+	for range 20 {
+		w.call(t)
+	}
+	if asked, batches := w.counts(); asked != 1 || batches < 20 {
+		t.Fatalf("asked %d times with %d call batches on gRPC; want 1 ask and every call on gRPC", asked, batches)
+	}
+}
