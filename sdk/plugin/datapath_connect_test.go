@@ -54,18 +54,7 @@ func (s countingStream) RecvMsg(m any) error {
 func newDPWatch(t *testing.T, offer bool, dataPath func(n int) error) *dpWatch {
 	t.Helper()
 	w := &dpWatch{dataPath: dataPath}
-	host, err := plugin.NewHostTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := host.ServerBundle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS, err := plugin.ServerTLSFromBundle(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
+	serverTLS, clientTLS := dataPathTLS(t)
 	own := transport.NewHTTP()
 	t.Cleanup(func() { own.Close() })
 	var opts []plugin.TransportServerOption
@@ -111,7 +100,7 @@ func newDPWatch(t *testing.T, offer bool, dataPath func(n int) error) *dpWatch {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	w.tc = plugin.NewTransportClient("http", dpConn{Conn: plugin.StaticConn(cc), tls: host.ClientConfig()})
+	w.tc = plugin.NewTransportClient("http", dpConn{Conn: plugin.StaticConn(cc), tls: clientTLS})
 	t.Cleanup(func() { w.tc.Close() })
 
 	echo := transport.NewHTTP()

@@ -25,6 +25,25 @@ type dpConn struct {
 
 func (c dpConn) ClientTLS() *tls.Config { return c.tls }
 
+// dataPathTLS returns the mutual-TLS configurations of a plugin's data path and
+// of the host dialing it, as a host run makes them.
+func dataPathTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	host, err := plugin.NewHostTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := host.ServerBundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = plugin.ServerTLSFromBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return server, host.ClientConfig()
+}
+
 // TestDataPathShutdownDrainsAndLeavesNoGoroutines serves a transport with its
 // data path in process, makes calls over it, drains a listener with a request
 // in flight, then closes everything and checks every goroutine is gone.
@@ -32,18 +51,7 @@ func TestDataPathShutdownDrainsAndLeavesNoGoroutines(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	func() {
 		ctx := tpCtx(t)
-		host, err := plugin.NewHostTLS()
-		if err != nil {
-			t.Fatal(err)
-		}
-		bundle, err := host.ServerBundle()
-		if err != nil {
-			t.Fatal(err)
-		}
-		serverTLS, err := plugin.ServerTLSFromBundle(bundle)
-		if err != nil {
-			t.Fatal(err)
-		}
+		serverTLS, clientTLS := dataPathTLS(t)
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -66,7 +74,7 @@ func TestDataPathShutdownDrainsAndLeavesNoGoroutines(t *testing.T) {
 		}
 		defer cc.Close()
 
-		tc := plugin.NewTransportClient("http", dpConn{Conn: plugin.StaticConn(cc), tls: host.ClientConfig()})
+		tc := plugin.NewTransportClient("http", dpConn{Conn: plugin.StaticConn(cc), tls: clientTLS})
 		defer tc.Close()
 		block, started := make(chan struct{}), make(chan struct{}, 1)
 		ln, err := tc.Listen(ctx, "127.0.0.1:0")
