@@ -86,6 +86,14 @@ func (st *state) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *erro
 	if r.ContentLength > limit {
 		return nil, tooLarge(r.ContentLength, limit)
 	}
+	if r.ContentLength >= 0 {
+		// The server stops the body at its declared length: read exactly that.
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, errors.BadRequest("gateway", "reading the request body: %v", err)
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {

@@ -13,6 +13,7 @@ import (
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/telemetry"
 	"github.com/microhost/micro/sdk/transport"
 )
 
@@ -21,7 +22,7 @@ import (
 type backendCall struct {
 	service  string
 	endpoint string
-	header   map[string]string // sent as is; Micro-Timeout is set per try
+	header   map[string]string // the call's own: each try sets Micro-Timeout and its trace context in it
 	body     []byte
 	retry    Retry // Attempts 0: one try
 	// idempotent allows retrying failures that may have reached the backend;
@@ -170,17 +171,20 @@ func (s *state) try(ctx context.Context, br *breaker, c *backendCall, label stri
 		ctx, cancel = context.WithTimeout(ctx, pt)
 		defer cancel()
 	}
-	header := c.header
+	// Tries run one at a time and the transport is done with the header when
+	// send returns, so each try writes its deadline (and below, its trace
+	// context) into the call's own header.
 	if dl, ok := ctx.Deadline(); ok {
-		header = cloneHeader(c.header, 1)
-		header[metadata.Timeout] = time.Until(dl).String()
+		c.header[metadata.Timeout] = time.Until(dl).String()
+	} else {
+		delete(c.header, metadata.Timeout)
 	}
 	start := time.Now()
-	ctx, header, span := s.startTry(ctx, c, header, node.Address, attempt)
-	msg, err := s.send(ctx, node.Address, &transport.Message{Header: header, Body: c.body})
+	ctx, span := s.startTry(ctx, c, node.Address, attempt)
+	msg, err := s.send(ctx, node.Address, &transport.Message{Header: c.header, Body: c.body})
 	status := statusOf(msg, err)
 	span.End(status, err)
-	s.metrics.client.WithLabelValues(c.service, label, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	s.metrics.client.WithLabelValues(c.service, label, telemetry.StatusText(status)).Observe(time.Since(start).Seconds())
 	if err == nil && status >= 300 {
 		err = &answerError{env: decodeEnvelope(s.codecs, c.service, msg, status), retryAfter: msg.Header[metadata.RetryAfter]}
 		msg = nil
@@ -342,13 +346,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// cloneHeader copies h with room for extra more entries.
-func cloneHeader(h map[string]string, extra int) map[string]string {
-	out := make(map[string]string, len(h)+extra)
-	for k, v := range h {
-		out[k] = v
-	}
-	return out
 }

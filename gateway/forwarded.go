@@ -17,7 +17,7 @@ var forwardedFromClient = []string{metadata.Accept, metadata.Auth, metadata.Trac
 // Forwarded, X-Forwarded-Host and X-Forwarded-Proto from the connection (any
 // sent by the client are replaced), X-Forwarded-For appended to.
 func (st *state) outHeader(r *http.Request, requestID, service, endpoint, contentType string) map[string]string {
-	h := make(map[string]string, 12)
+	h := make(map[string]string, 16) // room for what follows, Micro-Timeout and the trace context
 	h[metadata.Service] = service
 	h[metadata.Endpoint] = endpoint
 	h[metadata.ContentType] = contentType

@@ -39,14 +39,12 @@ func (g *Gateway) endRequest(r *http.Request, span trace.Span, route string, sta
 	}
 }
 
-// startTry starts the CLIENT span of one try of c at addr and returns the
-// header to send, a copy carrying the span's trace context.
-func (s *state) startTry(ctx context.Context, c *backendCall, header map[string]string, addr string, attempt int) (context.Context, map[string]string, telemetry.RequestSpan) {
+// startTry starts the CLIENT span of one try of c at addr and writes its trace
+// context into c's header.
+func (s *state) startTry(ctx context.Context, c *backendCall, addr string, attempt int) (context.Context, telemetry.RequestSpan) {
 	tel := s.g.tel
 	if !tel.Tracing() {
-		return ctx, header, telemetry.RequestSpan{}
+		return ctx, telemetry.RequestSpan{}
 	}
-	header = cloneHeader(header, 3) // never the call's own: tries run one at a time, but it is the caller's
-	ctx, span := tel.StartClient(ctx, header, http.MethodPost, c.endpoint, addr, attempt, c.service)
-	return ctx, header, span
+	return tel.StartClient(ctx, c.header, http.MethodPost, c.endpoint, addr, attempt, c.service)
 }
