@@ -47,6 +47,10 @@ const frameLenSize = 4
 // and a receiver treats a larger frame as a broken peer.
 const dataFrameLimit = wireLimit
 
+// headerSizeHint is the most header entries a decoded message's map is sized
+// for up front; a larger header grows it as its distinct keys come.
+const headerSizeHint = 64
+
 // errBadFrame is a frame that does not decode: the peer is broken, and the
 // connection is closed.
 var errBadFrame = stderrors.New("malformed data path frame")
@@ -171,7 +175,9 @@ func (d *frameDecoder) message() (*transport.Message, error) {
 	}
 	text := string(start[:len(start)-len(d.p)])
 	body := d.rest()
-	h := make(map[string]string, n)
+	// The count is the peer's word: a map sized for it would let a frame of
+	// empty entries, all one key, allocate far more than the frame holds.
+	h := make(map[string]string, min(n, headerSizeHint))
 	for i := uint64(0); i < n; i++ {
 		k := cutField(&text)
 		h[k] = cutField(&text)
