@@ -1,9 +1,18 @@
 package plugin
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/binary"
+	"net"
+	"os"
 	"runtime"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/microhost/micro/sdk/transport"
 )
 
 // TestFrameDecoderHeaderCountIsNoAllocationBomb decodes a message that claims
@@ -29,5 +38,59 @@ func TestFrameDecoderHeaderCountIsNoAllocationBomb(t *testing.T) {
 	}
 	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(2*len(p)); got > limit {
 		t.Fatalf("decoding a %d byte frame allocated %d bytes, want at most %d", len(p), got, limit)
+	}
+}
+
+// failingListener fails its first Accept as a process out of file descriptors
+// does, then accepts as the listener it wraps.
+type failingListener struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.failed.CompareAndSwap(false, true) {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestDataServerAcceptsAfterATransientError has the data path's listener fail
+// one Accept the way a plugin out of file descriptors sees it: the host must
+// still get in afterwards, not find a listener nobody accepts on.
+func TestDataServerAcceptsAfterATransientError(t *testing.T) {
+	host, err := NewHostTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := host.ServerBundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, err := ServerTLSFromBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newDataServer(&transportServer{t: transport.NewHTTP()}, serverTLS)
+	s.once.Do(func() {}) // listening is this test's
+	s.ln = &failingListener{Listener: ln}
+	s.wg.Add(1)
+	go s.accept()
+	t.Cleanup(func() { _ = s.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: host.ClientConfig()}
+	nc, err := d.DialContext(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dialing the data path after a failed Accept: %v", err)
+	}
+	defer nc.Close()
+	if _, err := readHello(ctx, nc); err != nil {
+		t.Fatalf("hello after a failed Accept: %v", err)
 	}
 }

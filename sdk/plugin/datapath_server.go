@@ -85,18 +85,30 @@ func listenDataPath() (net.Listener, error) {
 	return net.Listen("tcp", "127.0.0.1:0")
 }
 
-// accept takes the host's connections until the listener closes.
+// Waits of the accept loop after a failed Accept (the process is out of file
+// descriptors, say): from acceptMinWait, doubling up to acceptMaxWait.
+const (
+	acceptMinWait = 5 * time.Millisecond
+	acceptMaxWait = time.Second
+)
+
+// accept takes the host's connections until the listener closes. Any other
+// failure of Accept passes: it waits a little and accepts again, since the
+// host keeps dialing the address DataPath gave it.
 func (s *dataServer) accept() {
 	defer s.wg.Done()
+	var wait time.Duration
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if stderrors.As(err, &ne) && ne.Timeout() {
-				continue
+			if stderrors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			wait = min(max(2*wait, acceptMinWait), acceptMaxWait)
+			time.Sleep(wait)
+			continue
 		}
+		wait = 0
 		s.wg.Add(1)
 		go s.serve(nc)
 	}
