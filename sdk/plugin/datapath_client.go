@@ -96,7 +96,9 @@ func (t *transportClient) dataPathOrAttempt() (*dataClient, <-chan struct{}) {
 			return dc, nil
 		}
 		t.data = nil
-		dc.retire()
+		// Closing may wait on the socket (TLS sends close_notify): not
+		// while every caller waits for the lock.
+		go dc.retire()
 	}
 	if t.dataDialing != nil {
 		return nil, t.dataDialing

@@ -188,3 +188,31 @@ func TestDataPathNotOfferedAskedOnce(t *testing.T) {
 		t.Fatalf("asked %d times with %d call batches on gRPC; want 1 ask and every call on gRPC", asked, batches)
 	}
 }
+
+// TestDataPathCloseEndsStalledHandshakes checks closing a transport server
+// does not wait for a connection that never finishes its TLS handshake.
+func TestDataPathCloseEndsStalledHandshakes(t *testing.T) {
+	serverTLS, _ := dataPathTLS(t)
+	own := transport.NewHTTP()
+	t.Cleanup(func() { own.Close() })
+	ts := plugin.NewTransportServer(own, plugin.WithDataPath(serverTLS))
+	ep, err := ts.DataPath(tpCtx(t), &pluginv1.DataPathRequest{Versions: []uint32{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled, err := net.Dial(ep.GetNetwork(), ep.GetAddress()) // and never says a word
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stalled.Close() })
+	closed := make(chan error, 1)
+	go func() { closed <- ts.(interface{ Close() error }).Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close still waits for a stalled handshake after 3s")
+	}
+}

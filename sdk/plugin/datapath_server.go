@@ -34,6 +34,11 @@ type dataServer struct {
 	addr    string
 	err     error
 
+	// stopped ends with Close: waits of the accept loop and handshakes in
+	// progress end with it.
+	stopped context.Context
+	stop    context.CancelFunc
+
 	mu     sync.Mutex
 	nextID uint64
 	conns  map[uint64]*dataServerConn
@@ -42,7 +47,8 @@ type dataServer struct {
 }
 
 func newDataServer(ts *transportServer, cfg *tls.Config) *dataServer {
-	return &dataServer{ts: ts, tls: cfg, conns: make(map[uint64]*dataServerConn)}
+	stopped, stop := context.WithCancel(context.Background())
+	return &dataServer{ts: ts, tls: cfg, conns: make(map[uint64]*dataServerConn), stopped: stopped, stop: stop}
 }
 
 // endpoint returns the network and address the data path listens on,
@@ -105,7 +111,13 @@ func (s *dataServer) accept() {
 				return
 			}
 			wait = min(max(2*wait, acceptMinWait), acceptMaxWait)
-			time.Sleep(wait)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-s.stopped.Done():
+				t.Stop()
+				return
+			}
 			continue
 		}
 		wait = 0
@@ -118,7 +130,7 @@ func (s *dataServer) accept() {
 func (s *dataServer) serve(nc net.Conn) {
 	defer s.wg.Done()
 	tc := tls.Server(nc, s.tls)
-	ctx, cancel := context.WithTimeout(context.Background(), dataPathHandshakeTimeout)
+	ctx, cancel := context.WithTimeout(s.stopped, dataPathHandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
@@ -166,6 +178,7 @@ func (s *dataServer) conn(id uint64) *dataServerConn {
 // Close stops listening, closes every connection (calls on them are cancelled,
 // forwarded requests answer 503) and waits for their goroutines.
 func (s *dataServer) Close() error {
+	s.stop()
 	s.mu.Lock()
 	s.closed = true
 	ln := s.ln
