@@ -4,6 +4,7 @@ import (
 	"context"
 	stderrors "errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -22,7 +23,7 @@ import (
 type backendCall struct {
 	service  string
 	endpoint string
-	header   map[string]string // the call's own: each try sets Micro-Timeout and its trace context in it
+	header   map[string]string // each try sets Micro-Timeout and its trace context in it; a retry in a copy
 	body     []byte
 	retry    Retry // Attempts 0: one try
 	// idempotent allows retrying failures that may have reached the backend;
@@ -171,9 +172,13 @@ func (s *state) try(ctx context.Context, br *breaker, c *backendCall, label stri
 		ctx, cancel = context.WithTimeout(ctx, pt)
 		defer cancel()
 	}
-	// Tries run one at a time and the transport is done with the header when
-	// send returns, so each try writes its deadline (and below, its trace
-	// context) into the call's own header.
+	// Each try writes its deadline (and below, its trace context) into the
+	// call's header. A transport may still hold an earlier try's message
+	// after that try returned (one that timed out while queued or being
+	// written, say), so a retry writes into a copy, never into that message.
+	if attempt > 0 {
+		c.header = maps.Clone(c.header)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.header[metadata.Timeout] = time.Until(dl).String()
 	} else {
