@@ -86,8 +86,10 @@ func (st *state) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *erro
 	if r.ContentLength > limit {
 		return nil, tooLarge(r.ContentLength, limit)
 	}
-	if r.ContentLength >= 0 {
+	if r.ContentLength >= 0 && r.ContentLength <= exactBodyLimit {
 		// The server stops the body at its declared length: read exactly that.
+		// A larger declared length is only a claim until its bytes arrive, so
+		// such a body grows with what is read instead.
 		body := make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, errors.BadRequest("gateway", "reading the request body: %v", err)
@@ -104,6 +106,10 @@ func (st *state) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *erro
 	}
 	return body, nil
 }
+
+// exactBodyLimit is the largest declared body length readBody allocates up
+// front.
+const exactBodyLimit = 64 << 10
 
 func tooLarge(n, limit int64) *errors.Error {
 	if n >= 0 {
