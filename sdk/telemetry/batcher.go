@@ -45,8 +45,8 @@ type Batcher struct {
 	dropped int
 	stopped bool
 
-	full    chan struct{}      // a batch is ready (buffered, one pending signal)
-	flushes chan chan struct{} // ForceFlush requests, answered when exported
+	full    chan struct{}   // a batch is ready (buffered, one pending signal)
+	flushes chan chan error // ForceFlush requests, answered when exported
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -73,7 +73,7 @@ func NewBatcher(exp sdktrace.SpanExporter, cfg BatchConfig) *Batcher {
 		queue:   make([]sdktrace.ReadOnlySpan, 0, cfg.MaxBatch),
 		spare:   make([]sdktrace.ReadOnlySpan, 0, cfg.MaxBatch),
 		full:    make(chan struct{}, 1),
-		flushes: make(chan chan struct{}),
+		flushes: make(chan chan error),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -106,10 +106,10 @@ func (b *Batcher) OnEnd(s sdktrace.ReadOnlySpan) {
 	b.mu.Unlock()
 }
 
-// ForceFlush exports every queued span before it returns, or returns ctx's
-// error.
+// ForceFlush exports every queued span before it returns, and returns the
+// exporter's error if it failed, or ctx's.
 func (b *Batcher) ForceFlush(ctx context.Context) error {
-	answered := make(chan struct{})
+	answered := make(chan error, 1)
 	select {
 	case b.flushes <- answered:
 	case <-b.done:
@@ -118,15 +118,16 @@ func (b *Batcher) ForceFlush(ctx context.Context) error {
 		return ctx.Err()
 	}
 	select {
-	case <-answered:
-		return nil
+	case err := <-answered:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
 // Shutdown exports what is queued, stops the goroutine and shuts the exporter
-// down. Spans that end afterwards are ignored.
+// down. Spans that end afterwards are ignored. When ctx ends first, the
+// exporter is still shut down once the export in progress ends.
 func (b *Batcher) Shutdown(ctx context.Context) error {
 	var err error
 	b.once.Do(func() {
@@ -134,13 +135,16 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 		b.stopped = true
 		b.mu.Unlock()
 		close(b.stop)
+		shut := make(chan error, 1)
+		go func() {
+			<-b.done
+			shut <- b.exp.Shutdown(ctx)
+		}()
 		select {
-		case <-b.done:
+		case err = <-shut:
 		case <-ctx.Done():
 			err = ctx.Err()
-			return
 		}
-		err = b.exp.Shutdown(ctx)
 	})
 	return err
 }
@@ -158,8 +162,7 @@ func (b *Batcher) run() {
 		case <-tick.C:
 			b.export()
 		case answered := <-b.flushes:
-			b.export()
-			close(answered)
+			answered <- b.export()
 		case <-b.stop:
 			b.export()
 			return
@@ -167,8 +170,10 @@ func (b *Batcher) run() {
 	}
 }
 
-// export sends everything queued, a batch at a time.
-func (b *Batcher) export() {
+// export sends everything queued, a batch at a time, and returns the
+// exporter's errors.
+func (b *Batcher) export() error {
+	var errs []error
 	for {
 		b.mu.Lock()
 		batch := b.queue
@@ -190,18 +195,20 @@ func (b *Batcher) export() {
 		}
 		if len(batch) == 0 {
 			b.giveBack(batch)
-			return
+			return errors.Join(errs...)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ExportTimeout)
 		err := b.exp.ExportSpans(ctx, batch)
 		cancel()
 		if err != nil {
-			b.report(fmt.Errorf("telemetry: exporting %d spans: %w", len(batch), err))
+			err = fmt.Errorf("telemetry: exporting %d spans: %w", len(batch), err)
+			b.report(err)
+			errs = append(errs, err)
 		}
 		more := len(batch) == b.cfg.MaxBatch
 		b.giveBack(batch)
 		if !more {
-			return
+			return errors.Join(errs...)
 		}
 	}
 }

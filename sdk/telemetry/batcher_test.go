@@ -73,6 +73,7 @@ type countingExporter struct {
 	err     error
 	release chan struct{} // when set, exports wait for it
 	entered chan struct{} // when set, told of each export as it starts
+	shut    bool
 }
 
 func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
@@ -92,7 +93,18 @@ func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Rea
 	return e.err
 }
 
-func (e *countingExporter) Shutdown(context.Context) error { return nil }
+func (e *countingExporter) Shutdown(context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.shut = true
+	return nil
+}
+
+func (e *countingExporter) isShut() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.shut
+}
 
 func (e *countingExporter) total() int {
 	e.mu.Lock()
@@ -158,8 +170,8 @@ func TestBatcherReportsExportErrors(t *testing.T) {
 	got := make(chan error, 1)
 	tp, b := newBatched(t, exp, telemetry.BatchConfig{Interval: time.Hour, OnError: func(err error) { got <- err }})
 	endSpans(tp, "s", 1)
-	if err := b.ForceFlush(context.Background()); err != nil {
-		t.Fatal(err)
+	if err := b.ForceFlush(context.Background()); err == nil || !strings.Contains(err.Error(), "collector unreachable") {
+		t.Fatalf("ForceFlush of spans the exporter refused: %v, want its error", err)
 	}
 	if err := <-got; !strings.Contains(err.Error(), "exporting 1 spans: collector unreachable") {
 		t.Fatalf("reported %v", err)
@@ -221,4 +233,21 @@ func TestBatcherUnderConcurrentSpans(t *testing.T) {
 			t.Fatalf("a batch of %d spans, want at most 16", n)
 		}
 	}
+}
+
+// A Shutdown that runs out of time still shuts the exporter down once the
+// export in progress ends, as OpenTelemetry's batch processor does, instead of
+// leaving its connections open.
+func TestBatcherShutdownPastItsDeadlineStillShutsTheExporterDown(t *testing.T) {
+	exp := &countingExporter{release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	tp, b := newBatched(t, exp, telemetry.BatchConfig{Interval: time.Hour, MaxBatch: 1})
+	endSpans(tp, "s", 1)
+	<-exp.entered // the export blocks until released
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown with the export stuck: %v, want the context's error", err)
+	}
+	close(exp.release)
+	waitFor(t, "the exporter's shutdown", exp.isShut)
 }
