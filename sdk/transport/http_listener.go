@@ -134,7 +134,9 @@ func (l *httpListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := l.h.ServeRequest(ctx, &Message{Header: header, Body: body})
-	l.putBuf(body)
+	// The response may be the request's body (an echo): the buffer goes back
+	// to the pool once the response is written.
+	defer l.putBuf(body)
 
 	status := http.StatusOK
 	wh := w.Header()
@@ -183,8 +185,8 @@ func (l *httpListener) readBody(r *http.Request) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Small request bodies reuse buffers: the handler has finished with the body when
-// ServeRequest returns (codecs copy what they keep).
+// Small request bodies reuse buffers: the handler has finished with the body
+// once its response is written (codecs copy what they keep).
 const pooledBufMax = 16 << 10
 
 func (l *httpListener) getBuf(n int) []byte {

@@ -446,3 +446,40 @@ func TestCloseBeforeServeReleasesTheSocket(t *testing.T) {
 		t.Fatalf("Serve after Close: %v, want nil", err)
 	}
 }
+
+// aliasEcho answers with the very bytes of the request body.
+type aliasEcho struct{ echo }
+
+func (*aliasEcho) ServeRequest(_ context.Context, req *transport.Message) *transport.Message {
+	return &transport.Message{Header: map[string]string{"Content-Type": "application/octet-stream"}, Body: req.Body}
+}
+
+// TestResponseMayBeTheRequestBody checks a handler may answer with the request
+// body it was given: the listener reuses that buffer only once the response
+// is written, so concurrent calls each get their own bytes back.
+func TestResponseMayBeTheRequestBody(t *testing.T) {
+	tr := newHTTP(t)
+	ln := serve(t, tr, &aliasEcho{})
+	conn, err := tr.Dial(context.Background(), ln.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				body := bytes.Repeat([]byte{byte('a' + g)}, 1+(i*97)%4000)
+				resp, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Raw"}, Body: body})
+				if err != nil {
+					t.Errorf("call: %v", err)
+					return
+				}
+				if !bytes.Equal(resp.Body, body) {
+					t.Errorf("caller %d got %d bytes starting %q back, sent %d of %q", g, len(resp.Body), resp.Body[:min(8, len(resp.Body))], len(body), body[0])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
