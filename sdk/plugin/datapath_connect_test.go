@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/plugin"
 	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
 	"github.com/microhost/micro/sdk/transport"
@@ -214,5 +216,27 @@ func TestDataPathCloseEndsStalledHandshakes(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("Close still waits for a stalled handshake after 3s")
+	}
+}
+
+// TestCallLeavesTheHeaderToItsCallerOnceItReturns checks a caller may change a
+// request's header as soon as Call returned, as a retry does, also when the
+// call gave up while still queued on the gRPC channel's Calls stream.
+func TestCallLeavesTheHeaderToItsCallerOnceItReturns(t *testing.T) {
+	w := newDPWatch(t, false, nil) // no data path: calls queue on the Calls stream
+	w.call(t)
+	conn, err := w.tc.Dial(tpCtx(t), w.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		header := map[string]string{metadata.Endpoint: "Echo.Hello", metadata.ContentType: "application/json"}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%50)*time.Microsecond)
+		_, _ = conn.Call(ctx, &transport.Message{Header: header, Body: []byte(`"hi"`)})
+		cancel()
+		for k := range 8 { // what a retry does to the header it sends again
+			header[metadata.Timeout] = strconv.Itoa(k)
+			header[metadata.TraceParent] = strconv.Itoa(k)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	stderrors "errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -190,7 +191,12 @@ func (c *pluginConn) Call(ctx context.Context, req *transport.Message) (*transpo
 	if dc := c.t.dataPath(); dc != nil {
 		return dc.call(ctx, c.addr, req)
 	}
-	creq := &pluginv1.CallRequest{Address: c.addr, Message: transportMessageToProto(req)}
+	// The Calls stream marshals queued calls on its own goroutine, maybe after
+	// this caller gave up: the header is copied, since callers may change
+	// theirs once Call returns (a retry does).
+	msg := transportMessageToProto(req)
+	msg.Header = maps.Clone(msg.Header)
+	creq := &pluginv1.CallRequest{Address: c.addr, Message: msg}
 	if dl, ok := ctx.Deadline(); ok {
 		creq.TimeoutMs = max(1, time.Until(dl).Milliseconds())
 	}

@@ -55,6 +55,8 @@ type Conn interface {
 	// Call sends req and waits for the response. Header[metadata.Endpoint] names
 	// what is called. A returned error is a transport failure, never an
 	// application error (those come back as a response with a status).
+	// Once Call returns, the caller may change req.Header (a retry does);
+	// req.Body may still be read and must not be changed.
 	Call(ctx context.Context, req *Message) (*Message, error)
 	// Stream opens a bidirectional stream; header carries the endpoint and metadata.
 	Stream(ctx context.Context, header map[string]string) (Stream, error)
