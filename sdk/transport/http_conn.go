@@ -44,22 +44,13 @@ func (c *httpConn) Call(ctx context.Context, req *Message) (*Message, error) {
 	defer resp.Body.Close()
 
 	max := c.t.opts.maxBodyBytes
-	if resp.ContentLength > max {
+	rbody, err := readSized(resp.Body, resp.ContentLength, max, nil)
+	switch {
+	case err == errTooLarge && resp.ContentLength > max:
 		return nil, errors.BadGateway("", "response from %s of %d bytes is over the %d byte limit", c.addr, resp.ContentLength, max)
-	}
-	var rbody []byte
-	if resp.ContentLength >= 0 {
-		rbody = make([]byte, resp.ContentLength)
-		_, err = io.ReadFull(resp.Body, rbody)
-	} else {
-		var b bytes.Buffer
-		_, err = b.ReadFrom(io.LimitReader(resp.Body, max+1))
-		rbody = b.Bytes()
-		if int64(len(rbody)) > max {
-			return nil, errors.BadGateway("", "response from %s is over the %d byte limit", c.addr, max)
-		}
-	}
-	if err != nil {
+	case err == errTooLarge:
+		return nil, errors.BadGateway("", "response from %s is over the %d byte limit", c.addr, max)
+	case err != nil:
 		return nil, fmt.Errorf("transport http: reading response from %s: %w", c.addr, err)
 	}
 	return &Message{Header: responseHeader(resp), Body: rbody}, nil

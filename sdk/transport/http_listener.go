@@ -1,11 +1,9 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	stderrors "errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -158,31 +156,23 @@ func (l *httpListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(resp.Body)
 }
 
-// readBody reads the whole body within the size limit into a pooled buffer.
+// readBody reads the whole body within the size limit, a small one into a
+// pooled buffer.
 func (l *httpListener) readBody(r *http.Request) ([]byte, error) {
 	max := l.opts.maxBodyBytes
-	if r.ContentLength > max {
-		return nil, errors.PayloadTooLarge("", "request body of %d bytes is over the %d byte limit; send less or raise the transport's max body size", r.ContentLength, max)
-	}
 	if r.ContentLength == 0 {
 		return nil, nil
 	}
-	if r.ContentLength > 0 {
-		buf := l.getBuf(int(r.ContentLength))
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			return nil, errors.BadRequest("", "reading the request body: %v", err)
-		}
-		return buf, nil
-	}
-	var b bytes.Buffer
-	n, err := b.ReadFrom(io.LimitReader(r.Body, max+1))
-	if err != nil {
+	body, err := readSized(r.Body, r.ContentLength, max, l.getBuf)
+	switch {
+	case err == errTooLarge && r.ContentLength > max:
+		return nil, errors.PayloadTooLarge("", "request body of %d bytes is over the %d byte limit; send less or raise the transport's max body size", r.ContentLength, max)
+	case err == errTooLarge:
+		return nil, errors.PayloadTooLarge("", "request body is over the %d byte limit; send less or raise the transport's max body size", max)
+	case err != nil:
 		return nil, errors.BadRequest("", "reading the request body: %v", err)
 	}
-	if n > max {
-		return nil, errors.PayloadTooLarge("", "request body is over the %d byte limit; send less or raise the transport's max body size", max)
-	}
-	return b.Bytes(), nil
+	return body, nil
 }
 
 // Small request bodies reuse buffers: the handler has finished with the body
