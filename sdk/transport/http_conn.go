@@ -83,6 +83,9 @@ func (c *httpConn) Stream(ctx context.Context, header map[string]string) (Stream
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, c.t.opts.maxBodyBytes))
 		return nil, decodeErrorBody(resp.StatusCode, b)
 	}
+	// While the request body is open, the round tripper waits on it and does not
+	// watch ctx: ending the body when ctx ends is what ends the stream.
+	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
 	return &clientStream{send: pw, recv: resp.Body, max: c.t.opts.maxBodyBytes, cancel: cancel, release: c.pool.release}, nil
 }
 

@@ -483,3 +483,56 @@ func TestResponseMayBeTheRequestBody(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// waitStream answers no stream message: it waits for its context to end.
+type waitStream struct {
+	echo
+	ended chan struct{}
+}
+
+func (w *waitStream) ServeStream(ctx context.Context, _ map[string]string, _ transport.Stream) error {
+	<-ctx.Done()
+	close(w.ended)
+	return nil
+}
+
+// TestStreamEndsWithItsContext checks a stream whose caller is still sending
+// ends when its context does: Recv returns the context's error, Send fails,
+// and the handler's context ends too.
+func TestStreamEndsWithItsContext(t *testing.T) {
+	tr := newHTTP(t)
+	h := &waitStream{ended: make(chan struct{})}
+	ln := serve(t, tr, h)
+	conn, err := tr.Dial(context.Background(), ln.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	t.Cleanup(cancel)
+	s, err := conn.Stream(ctx, map[string]string{metadata.Endpoint: "Echo.Wait"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	recvErr := make(chan error, 1)
+	go func() {
+		_, err := s.Recv()
+		recvErr <- err
+	}()
+	select {
+	case err := <-recvErr:
+		if !stderrors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Recv after the deadline: %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Recv still waits long after the stream's deadline")
+	}
+	if err := s.Send([]byte("late")); err == nil {
+		t.Error("Send after the deadline succeeded")
+	}
+	select {
+	case <-h.ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's context did not end with the caller's")
+	}
+}
