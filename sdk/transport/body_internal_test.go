@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"runtime"
@@ -13,7 +14,9 @@ import (
 func TestReadSized(t *testing.T) {
 	const max = 4 << 20
 	big := strings.Repeat("x", 100<<10)
-	cut := func(s string) io.Reader { return io.MultiReader(strings.NewReader(s), iotest.ErrReader(io.ErrUnexpectedEOF)) }
+	cut := func(s string) io.Reader {
+		return io.MultiReader(strings.NewReader(s), iotest.ErrReader(io.ErrUnexpectedEOF))
+	}
 	for _, tc := range []struct {
 		name string
 		r    io.Reader
@@ -50,5 +53,30 @@ func TestReadSizedDoesNotTrustALargeDeclaredLength(t *testing.T) {
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n >= declared/4 {
 		t.Fatalf("a 1-byte body that claimed %d bytes allocated %d bytes", declared, n)
+	}
+}
+
+// TestReadFrameDoesNotTrustALargeDeclaredLength checks a stream frame header
+// announcing a large payload, followed by a byte, costs no allocation of the
+// announced size.
+func TestReadFrameDoesNotTrustALargeDeclaredLength(t *testing.T) {
+	const declared = 64 << 20
+	hdr := []byte{frameData, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(hdr[1:], declared)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := readFrame(io.MultiReader(bytes.NewReader(hdr), bytes.NewReader([]byte("{"))), declared)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err %v, want the cut-short frame's", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n >= declared/4 {
+		t.Fatalf("a 1-byte frame that claimed %d bytes allocated %d bytes", declared, n)
+	}
+	big := bytes.Repeat([]byte("x"), 100<<10)
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(big)))
+	got, err := readFrame(io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(big), strings.NewReader("next")), declared)
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("a whole %d byte frame: %d bytes, %v", len(big), len(got), err)
 	}
 }

@@ -46,8 +46,12 @@ func readFrame(r io.Reader, max int64) ([]byte, error) {
 	if int64(n) > max {
 		return nil, errors.PayloadTooLarge("", "stream frame of %d bytes is over the %d byte limit; send smaller messages or raise the transport's max body size", n, max)
 	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
+	// A large declared length is only a claim until its bytes arrive.
+	payload, err := readSized(io.LimitReader(r, int64(n)), int64(n), max, nil)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("transport: stream cut inside a %d byte frame: %w", n, err)
 	}
 	switch hdr[0] {
