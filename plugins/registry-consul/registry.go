@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -287,6 +288,10 @@ func (r *consulRegistry) Deregister(ctx context.Context, svc *registry.Service) 
 			errs = append(errs, fmt.Errorf("%w: service %q: node without an ID", registry.ErrInvalidService, svc.Name))
 			continue
 		}
+		if err := checkPathSafe(svc.Name, "node ID", n.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if l := r.take(n.ID); l != nil {
 			l.retire() // first, so its keepalive cannot re-register the node
 		}
@@ -342,6 +347,9 @@ func (r *consulRegistry) GetService(ctx context.Context, name string) ([]*regist
 	if err != nil {
 		return nil, err
 	}
+	if !pathSafe(name) {
+		return nil, fmt.Errorf("%w: %q: Consul cannot look up a name with an empty, \".\" or \"..\" path segment", registry.ErrNotFound, name)
+	}
 	entries, _, err := client.Health().Service(name, "", true, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("consul: get service %s: %w", name, err)
@@ -394,11 +402,33 @@ func (r *consulRegistry) Watch(ctx context.Context) (registry.Watcher, error) {
 	return startWatch(ctx, client, r.log, r.group, &r.watchErrors)
 }
 
+// pathSafe reports whether s reaches Consul intact as the end of an agent API
+// path (/v1/agent/service/deregister/<id>, /v1/health/service/<name>):
+// Consul's HTTP router cleans paths, so an empty, "." or ".." segment would make
+// the request address another service or endpoint.
+func pathSafe(s string) bool {
+	return s != "" && path.Clean("/"+s) == "/"+s
+}
+
+// checkPathSafe refuses a service name or node ID that is not pathSafe.
+func checkPathSafe(service, what, s string) error {
+	if pathSafe(s) {
+		return nil
+	}
+	return fmt.Errorf("%w: service %q: %s %q has an empty, \".\" or \"..\" path segment, which Consul's API cannot address", registry.ErrInvalidService, service, what, s)
+}
+
 // checkID names the TTL check of the instance with service ID id.
 func checkID(id string) string { return "micro-ttl:" + id }
 
 // toRegistration turns one node of svc into a Consul service registration.
 func (r *consulRegistry) toRegistration(svc *registry.Service, n *registry.Node, ttl time.Duration, o options) (*api.AgentServiceRegistration, error) {
+	if err := checkPathSafe(svc.Name, "name", svc.Name); err != nil {
+		return nil, err
+	}
+	if err := checkPathSafe(svc.Name, "node ID", n.ID); err != nil {
+		return nil, err
+	}
 	host, portStr, err := net.SplitHostPort(n.Address)
 	if err != nil {
 		return nil, fmt.Errorf("%w: service %q node %q: address %q is not host:port: %v", registry.ErrInvalidService, svc.Name, n.ID, n.Address, err)

@@ -208,3 +208,50 @@ func TestConsulRestart(t *testing.T) {
 		t.Logf("%d failed watch queries across the restart", n)
 	}
 }
+
+// TestPathUnsafeNamesRefused checks names and node IDs that Consul's agent API
+// would read as other paths (an empty, "." or ".." segment, which Consul's HTTP
+// router cleans away) are refused instead of addressing something else: a
+// Deregister that removes nothing while reporting success, or a GetService
+// answering with another service's instances.
+func TestPathUnsafeNamesRefused(t *testing.T) {
+	a := startAgent(t)
+	r := newTestRegistry(t, a)
+	ctx := t.Context()
+	real := &registry.Service{Name: "real", Version: "1", Nodes: []*registry.Node{{ID: "real-1", Address: "127.0.0.1:9001"}}}
+	if err := r.Register(ctx, real, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Deregister(context.Background(), real) })
+	if svcs, err := r.GetService(ctx, "other/../real"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf(`GetService("other/../real") = %v, %v; want ErrNotFound, not the instances of "real"`, svcs, err)
+	}
+	for _, id := range []string{"x/../../kv/z", "../x", "x/", "a//b", "."} {
+		svc := &registry.Service{Name: "unsafe", Version: "1", Nodes: []*registry.Node{{ID: id, Address: "127.0.0.1:9002"}}}
+		if err := r.Register(ctx, svc, 0); !errors.Is(err, registry.ErrInvalidService) {
+			t.Errorf("Register(node ID %q) = %v, want ErrInvalidService", id, err)
+			_ = r.Deregister(ctx, svc)
+		}
+		if err := r.Deregister(ctx, svc); !errors.Is(err, registry.ErrInvalidService) {
+			t.Errorf("Deregister(node ID %q) = %v, want ErrInvalidService", id, err)
+		}
+	}
+	bad := &registry.Service{Name: "a/../b", Version: "1", Nodes: []*registry.Node{{ID: "ab-1", Address: "127.0.0.1:9003"}}}
+	if err := r.Register(ctx, bad, 0); !errors.Is(err, registry.ErrInvalidService) {
+		t.Errorf(`Register(name "a/../b") = %v, want ErrInvalidService`, err)
+		_ = r.Deregister(ctx, bad)
+	}
+	ok := &registry.Service{Name: "with/slash", Version: "1", Nodes: []*registry.Node{{ID: "with/slash-1", Address: "127.0.0.1:9004"}}}
+	if err := r.Register(ctx, ok, 0); err != nil {
+		t.Fatalf("Register(a name and ID with a plain slash) = %v, want nil", err)
+	}
+	if err := r.Deregister(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "with/slash deregistered", func() error {
+		if _, err := r.GetService(ctx, ok.Name); !errors.Is(err, registry.ErrNotFound) {
+			return fmt.Errorf("GetService = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
