@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/microhost/micro/sdk/conformance"
 	"github.com/microhost/micro/sdk/registry"
 )
@@ -254,4 +256,53 @@ func TestPathUnsafeNamesRefused(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestWatchIgnoresPathUnsafeNames checks a service registered in Consul by
+// something else under a name Consul's API cannot address ("evil/../real" reads
+// as "real") does not feed the watch another service's instances: when it goes
+// away, the watcher must not report "real" deleted.
+func TestWatchIgnoresPathUnsafeNames(t *testing.T) {
+	a := startAgent(t)
+	r := newTestRegistry(t, a)
+	ctx := t.Context()
+	real := &registry.Service{Name: "real", Version: "1", Nodes: []*registry.Node{{ID: "real-1", Address: "127.0.0.1:9001"}}}
+	if err := r.Register(ctx, real, 0); err != nil {
+		t.Fatal(err)
+	}
+	client, _, err := r.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := &api.AgentServiceRegistration{ID: "evil-1", Name: "evil/../real", Address: "127.0.0.1", Port: 9002}
+	if err := client.Agent().ServiceRegister(evil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if err := client.Agent().ServiceDeregister(evil.ID); err != nil {
+		t.Fatal(err)
+	}
+	marker := &registry.Service{Name: "marker", Version: "1", Nodes: []*registry.Node{{ID: "marker-1", Address: "127.0.0.1:9003"}}}
+	if err := r.Register(ctx, marker, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The catalog reports evil gone no later than marker's arrival, and
+	// marker's create comes after: every event about evil is in by then.
+	for {
+		ev, err := w.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s %s@%s (%d nodes)", ev.Type, ev.Service.Name, ev.Service.Version, len(ev.Service.Nodes))
+		if ev.Service.Name == "real" && ev.Type == registry.Delete {
+			t.Fatal(`the watcher reported "real" deleted when "evil/../real" went away`)
+		}
+		if ev.Service.Name == "marker" {
+			return
+		}
+	}
 }

@@ -69,6 +69,9 @@ func startWatch(ctx context.Context, client *api.Client, log hclog.Logger, group
 	services := map[string]*serviceWatch{}
 	indexes := map[string]uint64{}
 	for name := range names {
+		if !pathSafe(name) {
+			continue // Consul would answer for another name: see pathSafe
+		}
 		entries, m, err := client.Health().Service(name, "", true, (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			w.cancel()
@@ -183,7 +186,7 @@ func (w *watcher) followCatalog(services map[string]*serviceWatch, index uint64)
 		bo.reset()
 		index = nextIndex(index, meta.LastIndex)
 		for name := range names {
-			if services[name] == nil {
+			if services[name] == nil && pathSafe(name) { // see pathSafe
 				sw := &serviceWatch{name: name}
 				services[name] = sw
 				w.startService(sw, 0) // new: its current state is all news
