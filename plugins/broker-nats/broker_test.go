@@ -529,3 +529,34 @@ func TestCorePublishDuringOutageIsBuffered(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestJetStreamQueueGroupsStayApart checks two queue groups on one topic whose
+// names differ only in characters a consumer name cannot hold ("a.b" and "a_b")
+// each get every message, as two groups must, instead of sharing one consumer
+// and splitting the messages between them.
+func TestJetStreamQueueGroupsStayApart(t *testing.T) {
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	b := openBroker(t, s.ClientURL(), jetStreamConfig("apart.>"), nil)
+	const n = 20
+	counts := map[string]chan string{"a.b": make(chan string, n), "a_b": make(chan string, n)}
+	for queue, ch := range counts {
+		sub, err := b.Subscribe(t.Context(), "apart.x", func(_ context.Context, d broker.Delivery) error {
+			ch <- string(d.Message().Body)
+			return nil
+		}, broker.Queue(queue))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	for i := range n {
+		if err := b.Publish(t.Context(), "apart.x", &broker.Message{Body: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for queue, ch := range counts {
+		for i := range n {
+			receive(t, ch, fmt.Sprintf("message %d of %d in queue group %q", i+1, n, queue))
+		}
+	}
+}

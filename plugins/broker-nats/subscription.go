@@ -166,14 +166,24 @@ func (s *subscription) consumeJS(m jetstream.Msg) {
 
 // consumerName is the durable consumer of a subscription: after the queue
 // group for a group (plus a hash of the topic, so one group name may serve
-// several topics), unique otherwise.
+// several topics), unique otherwise. A queue name that had to be sanitized also
+// gets a hash of itself, so "a.b" and "a_b" stay two groups.
 func consumerName(topic, queue string) string {
 	if queue == "" {
 		return "micro-sub-" + nuid.Next()
 	}
+	group := sanitize(queue)
+	if group != queue {
+		group = fmt.Sprintf("%s-%08x", group, fnv32(queue))
+	}
+	return fmt.Sprintf("micro-queue-%s-%08x", group, fnv32(topic))
+}
+
+// fnv32 is the FNV-1a hash of s.
+func fnv32(s string) uint32 {
 	h := fnv.New32a()
-	h.Write([]byte(topic))
-	return fmt.Sprintf("micro-queue-%s-%08x", sanitize(queue), h.Sum32())
+	h.Write([]byte(s))
+	return h.Sum32()
 }
 
 // sanitize replaces what a consumer name may not hold.
