@@ -6,9 +6,11 @@ import (
 	stderrors "errors"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/metadata"
@@ -44,6 +46,7 @@ func newHTTPListener(ln net.Listener, o httpOptions) *httpListener {
 		Handler:           l,
 		Protocols:         &protos,
 		ReadHeaderTimeout: o.readHeader,
+		IdleTimeout:       o.idle,
 		MaxHeaderBytes:    1 << 20,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 2 * h2StreamsPerConn},
 	}
@@ -126,7 +129,7 @@ func (l *httpListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	body, err := l.readBody(r)
+	body, err := l.readBody(w, r)
 	if err != nil {
 		writeTransportError(w, err)
 		return
@@ -156,15 +159,23 @@ func (l *httpListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(resp.Body)
 }
 
-// readBody reads the whole body within the size limit, a small one into a
-// pooled buffer.
-func (l *httpListener) readBody(r *http.Request) ([]byte, error) {
+// readBody reads the whole body within the size limit and the body read
+// timeout, a small one into a pooled buffer.
+func (l *httpListener) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	max := l.opts.maxBodyBytes
 	if r.ContentLength == 0 {
 		return nil, nil
 	}
+	if l.opts.readBody > 0 {
+		// Once the body is read, HTTP/1.1 clears the deadline itself to watch
+		// for the caller going away; after a failure it stays, so discarding
+		// the rest of the body cannot wait forever either.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(l.opts.readBody))
+	}
 	body, err := readSized(r.Body, r.ContentLength, max, l.getBuf)
 	switch {
+	case stderrors.Is(err, os.ErrDeadlineExceeded):
+		return nil, errors.New("", http.StatusRequestTimeout, "the request body did not arrive within %s", l.opts.readBody)
 	case err == errTooLarge && r.ContentLength > max:
 		return nil, errors.PayloadTooLarge("", "request body of %d bytes is over the %d byte limit; send less or raise the transport's max body size", r.ContentLength, max)
 	case err == errTooLarge:

@@ -33,6 +33,8 @@ type httpOptions struct {
 	healthInterval time.Duration
 	healthTimeout  time.Duration
 	readHeader     time.Duration
+	readBody       time.Duration // bounds reading a call's body
+	idle           time.Duration // closes a keep-alive connection idle this long
 }
 
 func defaultHTTPOptions() httpOptions {
@@ -42,6 +44,8 @@ func defaultHTTPOptions() httpOptions {
 		healthInterval: 5 * time.Second,
 		healthTimeout:  time.Second,
 		readHeader:     10 * time.Second,
+		readBody:       30 * time.Second,
+		idle:           2 * time.Minute, // longer than a caller's pool keeps idle connections
 	}
 }
 
