@@ -31,6 +31,8 @@ type Service struct {
 	server *server.Server
 	client *client.Client
 	cache  *registry.Cache
+	// owned are what New created itself, closed when Run returns.
+	owned []interface{ Close() error }
 
 	mu    sync.Mutex
 	addr  string
@@ -43,18 +45,21 @@ func New(name string, opts ...Option) *Service {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var owned []interface{ Close() error }
 	if o.registry == nil {
-		o.registry = registry.NewMemory()
+		mem := registry.NewMemory()
+		o.registry, owned = mem, append(owned, mem)
 	}
 	if o.transport == nil {
-		o.transport = transport.NewHTTP()
+		tr := transport.NewHTTP()
+		o.transport, owned = tr, append(owned, tr)
 	}
 	if o.broker == nil {
 		o.broker = broker.NewMemory()
 	}
 	tel := o.tel.For(name)
 	o.broker = broker.Instrument(o.broker, tel)
-	s := &Service{name: name, id: name + "-" + randomID(), opts: o, ready: make(chan struct{})}
+	s := &Service{name: name, id: name + "-" + randomID(), opts: o, owned: owned, ready: make(chan struct{})}
 	srvOpts := append([]server.Option{server.Logger(o.logf), server.Telemetry(tel)}, o.serverOpts...)
 	if o.codecs != nil {
 		srvOpts = append(srvOpts, server.Codecs(o.codecs))
@@ -186,6 +191,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.client.Close()
 	s.cache.Close()
+	for _, c := range s.owned {
+		c.Close()
+	}
 	s.opts.logf("service stopped", "service", s.name, "id", s.id)
 	return runErr
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -448,4 +449,52 @@ type countingRegistry struct {
 func (c *countingRegistry) Register(ctx context.Context, s *registry.Service, ttl time.Duration) error {
 	c.registers.Add(1)
 	return c.Registry.Register(ctx, s, ttl)
+}
+
+// goroutinesIn counts the goroutines whose stack has fn in it.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			count++
+		}
+	}
+	return count
+}
+
+// TestRunReleasesWhatTheServiceCreated checks a service that made its own
+// transport and registry stops their background work when Run returns.
+func TestRunReleasesWhatTheServiceCreated(t *testing.T) {
+	const health, reaper = "transport.(*HTTP).healthLoop", "registry.(*Memory).reap"
+	healthBefore, reaperBefore := goroutinesIn(health), goroutinesIn(reaper)
+
+	svc := service.New("echo", service.HandleSignals(false))
+	if err := svc.Handle(&Echo{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	<-svc.Ready()
+	var rsp EchoResponse
+	if err := svc.Client().Call(context.Background(), "echo", "Echo.Say", &EchoRequest{Text: "x"}, &rsp); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		return goroutinesIn(health) <= healthBefore && goroutinesIn(reaper) <= reaperBefore
+	}, "the service's transport health checks and registry reaper to stop")
 }
