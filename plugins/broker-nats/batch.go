@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,6 +60,9 @@ func (b *natsBroker) PublishBatch(ctx context.Context, batch []broker.Publicatio
 	return func() []error {
 		timeout := time.NewTimer(o.timeout)
 		defer timeout.Stop()
+		late := func(topic string) error {
+			return fmt.Errorf("broker nats: publish %q: no acknowledgement from the stream within %s (timeout_ms): %w", topic, o.timeout, context.DeadlineExceeded)
+		}
 		for i, ack := range acks {
 			if ack == nil {
 				continue
@@ -66,11 +70,15 @@ func (b *natsBroker) PublishBatch(ctx context.Context, batch []broker.Publicatio
 			select {
 			case <-ack.Ok():
 			case err := <-ack.Err():
-				errs[i] = jetStreamPublishError(batch[i].Topic, o, err)
+				if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+					errs[i] = late(batch[i].Topic)
+				} else {
+					errs[i] = jetStreamPublishError(batch[i].Topic, o, err)
+				}
 			case <-ctx.Done():
 				errs[i] = fmt.Errorf("broker nats: publish %q: waiting for the stream's acknowledgement: %w", batch[i].Topic, context.Cause(ctx))
 			case <-timeout.C:
-				errs[i] = fmt.Errorf("broker nats: publish %q: no acknowledgement from the stream within %s (timeout_ms): %w", batch[i].Topic, o.timeout, context.DeadlineExceeded)
+				errs[i] = late(batch[i].Topic)
 				timeout.Reset(0) // the rest are as late
 			}
 		}

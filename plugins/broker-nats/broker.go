@@ -116,7 +116,11 @@ func natsOptions(o options) []nats.Option {
 
 // setupStream creates or updates the stream o names over o's subjects.
 func setupStream(ctx context.Context, nc *nats.Conn, o options) (jetstream.JetStream, error) {
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(o.timeout))
+	// An async publish nobody acknowledges (a subject outside the stream that
+	// a plain client listens on) must leave the client's pending acks when
+	// PublishBatch gives up on it: once 4000 are pending, every async publish
+	// stalls and fails.
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(o.timeout), jetstream.WithPublishAsyncTimeout(o.timeout))
 	if err != nil {
 		return nil, fmt.Errorf("broker nats: jetstream: %w", err)
 	}

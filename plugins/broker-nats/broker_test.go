@@ -560,3 +560,36 @@ func TestJetStreamQueueGroupsStayApart(t *testing.T) {
 		}
 	}
 }
+
+// TestJetStreamBatchSurvivesUnansweredPublishes checks publishes the stream
+// never acknowledges (a subject outside it that a plain NATS client listens
+// on, so nobody answers) time out without staying pending in the client: once
+// more of them than the client allows in flight have timed out, batches to the
+// stream must still be published.
+func TestJetStreamBatchSurvivesUnansweredPublishes(t *testing.T) {
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	b := openBroker(t, s.ClientURL(), map[string]any{
+		"timeout_ms": 300,
+		"jetstream":  map[string]any{"enabled": true, "subjects": []string{"stored.>"}},
+	}, nil)
+	plain := connect(t, s.ClientURL())
+	if _, err := plain.Subscribe("outside.x", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const unanswered = 4100 // more than the client's 4000 acks in flight
+	batch := make([]broker.Publication, unanswered)
+	for i := range batch {
+		batch[i] = broker.Publication{Topic: "outside.x", Message: &broker.Message{Body: []byte("x")}}
+	}
+	errs := b.PublishBatch(t.Context(), batch)()
+	if !errors.Is(errs[0], context.DeadlineExceeded) {
+		t.Fatalf("unanswered publish: %v, want a timeout", errs[0])
+	}
+	errs = b.PublishBatch(t.Context(), []broker.Publication{{Topic: "stored.x", Message: &broker.Message{Body: []byte("y")}}})()
+	if errs[0] != nil {
+		t.Fatalf("publish to the stream after %d unanswered ones: %v", unanswered, errs[0])
+	}
+}
