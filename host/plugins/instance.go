@@ -201,11 +201,20 @@ func (i *Instance) start(ctx context.Context) error {
 		GRPCDialOptions:  plugin.DialOptions(i.m.opts.Telemetry, i.m.calls.observer(spec.ID)),
 	})
 	i.mu.Lock()
-	i.client = client
+	i.client, i.pid = client, 0
 	i.mu.Unlock()
 
 	launched := time.Now()
 	rpc, err := client.Client()
+	// The process group to kill is this process's, known once it was started,
+	// even when the handshake failed.
+	pid := 0
+	if cmd.Process != nil {
+		pid = cmd.Process.Pid
+	}
+	i.mu.Lock()
+	i.pid = pid
+	i.mu.Unlock()
 	if err != nil {
 		return i.handshakeError(err)
 	}
@@ -231,7 +240,7 @@ func (i *Instance) start(ctx context.Context) error {
 	startup := time.Since(launched)
 	if i.describeOnly {
 		i.mu.Lock()
-		i.info, i.pid, i.startup = info, pidOf(client), startup
+		i.info, i.startup = info, startup
 		i.mu.Unlock()
 		return nil
 	}
@@ -257,7 +266,6 @@ func (i *Instance) start(ctx context.Context) error {
 	i.mu.Lock()
 	i.cc = cc
 	i.info = info
-	i.pid = pidOf(client)
 	i.up = true
 	i.upSince = time.Now()
 	i.startup = startup
@@ -265,7 +273,7 @@ func (i *Instance) start(ctx context.Context) error {
 	i.changed = make(chan struct{})
 	i.mu.Unlock()
 	close(old)
-	i.log.Info("plugin started", "pid", i.pid, "name", info.Name, "described_version", info.Version, "startup", startup.String())
+	i.log.Info("plugin started", "pid", pid, "name", info.Name, "described_version", info.Version, "startup", startup.String())
 	return nil
 }
 
@@ -408,22 +416,15 @@ func (i *Instance) Stop() {
 func (i *Instance) stopProcess() {
 	i.mu.Lock()
 	client, pid := i.client, i.pid
+	i.client, i.pid = nil, 0
 	i.mu.Unlock()
 	if client == nil {
 		return
 	}
-	if pid == 0 {
-		pid = pidOf(client)
-	}
-	client.Kill()
+	// The group goes first: a process the plugin started may hold its output
+	// pipes open, and client.Kill waits until they close.
 	if pid > 0 {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
-}
-
-func pidOf(c *goplugin.Client) int {
-	if rc := c.ReattachConfig(); rc != nil {
-		return rc.Pid
-	}
-	return 0
+	client.Kill()
 }

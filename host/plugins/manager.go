@@ -130,6 +130,12 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Instance, error) {
 		return nil, err
 	}
 	m.mu.Lock()
+	if m.closed {
+		// Close ran while the plugin started and did not see it.
+		m.mu.Unlock()
+		inst.stopProcess()
+		return nil, fmt.Errorf("plugin %s: the host is shutting down", spec.ID)
+	}
 	m.instances = append(m.instances, inst)
 	m.mu.Unlock()
 	go inst.supervise()

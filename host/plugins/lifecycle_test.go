@@ -1,0 +1,103 @@
+package plugins_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/microhost/micro/host/plugins"
+)
+
+// TestNoOrphanWhenHandshakeTimesOut starts plugins that fork a helper and
+// never complete the handshake: the failed start returns in time and kills the
+// plugin's whole process group, helper included, whether or not the helper
+// holds the plugin's output open.
+func TestNoOrphanWhenHandshakeTimesOut(t *testing.T) {
+	for name, redirect := range map[string]string{
+		"detached helper":       " </dev/null >/dev/null 2>&1",
+		"helper holding output": "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			pidFile := filepath.Join(dir, "helper.pid")
+			script := fmt.Sprintf("#!/bin/sh\n/bin/sleep 60%s &\necho $! > %s\nexec /bin/sleep 60\n", redirect, pidFile)
+			bin := filepath.Join(dir, plugins.BinaryName("registry-hang"))
+			if err := os.WriteFile(bin, []byte(script), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := plugins.FileSHA256(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := newManager(t, func(o *plugins.Options) { o.StartTimeout = 500 * time.Millisecond })
+			errc := make(chan error, 1)
+			go func() {
+				_, err := m.Start(context.Background(), plugins.Spec{ID: "registry-hang", Kind: "registry", Version: "0.0.1", Path: bin, SHA256: sum})
+				errc <- err
+			}()
+			select {
+			case err := <-errc:
+				if err == nil {
+					t.Fatal("a plugin that never handshakes was started")
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("Start did not return after the handshake timed out")
+			}
+			data, err := os.ReadFile(pidFile)
+			if err != nil {
+				t.Fatalf("the plugin did not start its helper: %v", err)
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			waitFor(t, func() bool { return !processAlive(pid) }, fmt.Sprintf("helper %d of a plugin that failed to start to exit", pid))
+		})
+	}
+}
+
+// onceWriter calls f the first time a log line contains match.
+type onceWriter struct {
+	match string
+	f     func()
+	once  sync.Once
+}
+
+func (w *onceWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(w.match)) {
+		w.once.Do(w.f)
+	}
+	return len(p), nil
+}
+
+// TestStartDuringCloseLeavesNoPlugin closes the manager while a plugin is
+// starting: the plugin must not outlive the manager.
+func TestStartDuringCloseLeavesNoPlugin(t *testing.T) {
+	var m *plugins.Manager
+	w := &onceWriter{match: "plugin started", f: func() { m.Close() }}
+	m, err := plugins.NewManager(plugins.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: w, Level: hclog.Info})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	inst, err := m.Start(context.Background(), spec(t, "registry-memory"))
+	if err == nil {
+		pid := inst.Pid()
+		t.Cleanup(inst.Stop)
+		t.Fatalf("Start succeeded on a closed manager; plugin pid %d alive: %v", pid, processAlive(pid))
+	}
+	if !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("error %q does not say the host is shutting down", err)
+	}
+}
