@@ -90,11 +90,21 @@ func (b *bridge) writeState(dir string) (string, error) {
 		return "", err
 	}
 	data, _ := json.Marshal(hostState{Bridge: b.addr(), TLS: b.bundle, PID: os.Getpid()})
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	// A new file (mode 0600, never an existing file or link of that name), so
+	// the credential is readable by its owner only.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".host-*.json")
+	if err != nil {
 		return "", err
 	}
-	return path, os.Rename(tmp, path)
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	return path, os.Rename(tmp.Name(), path)
 }
 
 // Remote is a connection to a running host's bridge: its registry and broker.
