@@ -141,7 +141,7 @@ func (c *Client) invoke(ctx context.Context, req *Request, rsp any) error {
 	for attempt := 0; ; attempt++ {
 		node, done, services, err := c.pick(ctx, req.Service, co, tried)
 		if err != nil {
-			return err
+			return envelope(ctx, req, err)
 		}
 		if dl, ok := ctx.Deadline(); ok {
 			header[metadata.Timeout] = time.Until(dl).String()
@@ -162,13 +162,20 @@ func (c *Client) invoke(ctx context.Context, req *Request, rsp any) error {
 }
 
 // envelope turns a transport failure into the error envelope callers expect; an
-// application error passes through as the server sent it.
+// application error passes through as the server sent it. A call that reached no
+// server keeps transport.ErrNotSent, so its caller knows it may try it again.
 func envelope(ctx context.Context, req *Request, err error) error {
 	var e *errors.Error
 	if stderrors.As(err, &e) {
+		if stderrors.Is(err, transport.ErrNotSent) {
+			return fmt.Errorf("%w: %w", transport.ErrNotSent, e)
+		}
 		return e
 	}
-	if ctx.Err() != nil {
+	switch ctxErr := ctx.Err(); {
+	case stderrors.Is(ctxErr, context.Canceled):
+		return errors.New(req.Service, errors.StatusClientClosed, "%s %s: %v", req.Service, req.Endpoint, err)
+	case ctxErr != nil:
 		return errors.Timeout(req.Service, "%s %s: %v", req.Service, req.Endpoint, err)
 	}
 	return errors.Unavailable(req.Service, "%s %s: %v", req.Service, req.Endpoint, err)
@@ -198,14 +205,17 @@ func (c *Client) pick(ctx context.Context, service string, co *callOptions, trie
 		return &registry.Node{ID: co.address, Address: co.address}, noopDone, nil, nil
 	}
 	if c.cache == nil {
-		return nil, nil, nil, errors.Unavailable(service, "cannot call %s: the client has no registry; pass client.Registry(...) or call WithAddress", service)
+		return nil, nil, nil, notSent(errors.Unavailable(service, "cannot call %s: the client has no registry; pass client.Registry(...) or call WithAddress", service))
 	}
 	services, err := c.cache.Lookup(ctx, service)
 	if err != nil {
-		if stderrors.Is(err, registry.ErrNotFound) {
-			return nil, nil, nil, errors.Unavailable(service, "no instance of %s is registered; start it or check the registry (%s)", service, c.cache.Name())
+		switch {
+		case stderrors.Is(err, registry.ErrNotFound):
+			return nil, nil, nil, notSent(errors.Unavailable(service, "no instance of %s is registered; start it or check the registry (%s)", service, c.cache.Name()))
+		case ctx.Err() != nil:
+			return nil, nil, nil, fmt.Errorf("%w: looking up %s: %w", transport.ErrNotSent, service, err)
 		}
-		return nil, nil, nil, errors.Unavailable(service, "looking up %s: %v", service, err)
+		return nil, nil, nil, notSent(errors.Unavailable(service, "looking up %s: %v", service, err))
 	}
 	filters := co.filters
 	exclude := tried
@@ -222,10 +232,13 @@ func (c *Client) pick(ctx context.Context, service string, co *callOptions, trie
 		node, done, err = c.opts.selector.Select(services, co.filters...)
 	}
 	if err != nil {
-		return nil, nil, nil, errors.Unavailable(service, "no node of %s can take the call: %v", service, err)
+		return nil, nil, nil, notSent(errors.Unavailable(service, "no node of %s can take the call: %v", service, err))
 	}
 	return node, done, services, nil
 }
+
+// notSent marks e as a failure before the call left this process.
+func notSent(e *errors.Error) error { return fmt.Errorf("%w: %w", transport.ErrNotSent, e) }
 
 func appendUnhealthy(exclude []string, services []*registry.Service, hr transport.HealthReporter) []string {
 	for _, s := range services {
@@ -244,7 +257,7 @@ func noopDone(error) {}
 func (c *Client) callNode(ctx context.Context, addr string, header map[string]string, body []byte, rsp any, co *callOptions) error {
 	conn, err := c.opts.transport.Dial(ctx, addr)
 	if err != nil {
-		return fmt.Errorf("%w: %w", transport.ErrNotSent, errors.Unavailable("", "dialing %s: %v", addr, err))
+		return notSent(errors.Unavailable("", "dialing %s: %v", addr, err))
 	}
 	resp, err := conn.Call(ctx, &transport.Message{Header: header, Body: body})
 	if err != nil {
