@@ -160,6 +160,13 @@ func (c *child) stop() {
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
+	// Stopped once: a second stop must not signal the group id again, which
+	// another process may have taken by then.
+	c.mu.Lock()
+	if c.cmd == cmd {
+		c.cmd = nil
+	}
+	c.mu.Unlock()
 }
 
 // pid returns the child's process id, 0 before it started.
