@@ -593,3 +593,45 @@ func TestJetStreamBatchSurvivesUnansweredPublishes(t *testing.T) {
 		t.Fatalf("publish to the stream after %d unanswered ones: %v", unanswered, errs[0])
 	}
 }
+
+// TestJetStreamLeavingMemberHandsOver checks a queue group member that
+// unsubscribes gives the messages it had fetched but not handled back at once,
+// so the other members get them without waiting out the ack wait.
+func TestJetStreamLeavingMemberHandsOver(t *testing.T) {
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	b := openBroker(t, s.ClientURL(), map[string]any{
+		"jetstream": map[string]any{"enabled": true, "subjects": []string{"handover.>"}, "ack_wait_ms": 60000},
+	}, nil)
+	const n = 20
+	started := make(chan struct{}, n)
+	leaving, err := b.Subscribe(t.Context(), "handover.x", func(ctx context.Context, _ broker.Delivery) error {
+		started <- struct{}{}
+		<-ctx.Done() // busy until it leaves: the messages it fetched meanwhile wait in its buffer
+		return ctx.Err()
+	}, broker.Queue("workers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := b.Publish(t.Context(), "handover.x", &broker.Message{Body: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive(t, started, "the leaving member's first delivery")
+	got := make(chan string, 2*n)
+	staying, err := b.Subscribe(t.Context(), "handover.x", func(_ context.Context, d broker.Delivery) error {
+		got <- string(d.Message().Body)
+		return nil
+	}, broker.Queue("workers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = staying.Unsubscribe() })
+	if err := leaving.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		seen[receive(t, got, fmt.Sprintf("message %d of %d at the staying member", len(seen)+1, n))] = true
+	}
+}

@@ -134,7 +134,10 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 		return fmt.Errorf("broker nats: %s: consume %s: %w", s, name, err)
 	}
 	s.stop = func() {
-		cc.Stop()
+		// Drain, not Stop: the messages already fetched still reach dispatch,
+		// which naks them, so the server redelivers them at once (to another
+		// member, for a queue group) instead of after the ack wait.
+		cc.Drain()
 		select {
 		case <-cc.Closed():
 		case <-time.After(o.timeout):
@@ -270,8 +273,8 @@ func (s *subscription) Unsubscribe() error {
 		s.mu.Lock()
 		s.stopped = true
 		s.mu.Unlock()
+		s.cancel() // first: the handlers in flight end, so stop need not wait for them
 		s.stop()
-		s.cancel()
 		s.wg.Wait()
 		s.cleanup()
 		s.b.forget(s)
