@@ -54,7 +54,18 @@ type Host struct {
 	gatewayAdopted bool                // taken over from the host this one replaced
 	gatewayCerts   *tlsconfig.Reloader // the gateway's HTTPS certificate; nil for plain HTTP
 
+	ready     chan struct{} // closed once Run has everything serving
 	closeOnce sync.Once
+}
+
+// isReady reports whether Run got everything serving.
+func (h *Host) isReady() bool {
+	select {
+	case <-h.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // New loads and validates the config, starts its plugins and builds every
@@ -93,7 +104,7 @@ func New(ctx context.Context, opts ...Option) (*Host, error) {
 			return nil, err
 		}
 	}
-	h := &Host{opts: o, cfg: cfg, log: o.logger, remote: remote, only: only}
+	h := &Host{opts: o, cfg: cfg, log: o.logger, remote: remote, only: only, ready: make(chan struct{})}
 	if h.log == nil {
 		h.log = newLogger(cfg.Telemetry.Log)
 	}
@@ -270,7 +281,7 @@ func (h *Host) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := svc.Run(svcCtx); err != nil {
-				errs <- fmt.Errorf("service %s: %w", svc.Name(), err)
+				errs <- err // service.Run names the service
 			}
 		}()
 	}
@@ -317,6 +328,7 @@ func (h *Host) Run(ctx context.Context) error {
 				h.watchChildren(svcCtx)
 			}()
 		}
+		close(h.ready)
 		if h.opts.onReady != nil {
 			h.opts.onReady(h)
 		}

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/microhost/micro/host/config"
 )
 
 // reloadPoll is how often RunReloading looks at the config file.
@@ -19,7 +22,8 @@ const reloadPoll = 500 * time.Millisecond
 // WithConfigFile) and replaces it when SIGHUP arrives or the file changes. The
 // new config is loaded, validated and provisioned in full (plugins started)
 // before the old host stops; a config that fails leaves the running host
-// untouched and logs why.
+// untouched and logs why. A new config that provisions but fails to start (an
+// address taken, say) is replaced with the last one that ran.
 func RunReloading(ctx context.Context, log hclog.Logger, opts ...Option) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -40,6 +44,12 @@ func RunReloading(ctx context.Context, log hclog.Logger, opts ...Option) error {
 	stamp := fileStamp(path)
 	tick := time.NewTicker(reloadPoll)
 	defer tick.Stop()
+	// good is the config of the last system that became ready: what a
+	// reloaded config that fails to start is replaced with. fallback says h
+	// was built from it after such a failure.
+	var good *config.Config
+	fallback := false
+run:
 	for {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -50,7 +60,19 @@ func RunReloading(ctx context.Context, log hclog.Logger, opts ...Option) error {
 			select {
 			case err := <-done:
 				cancel()
-				return err
+				if h.isReady() || good == nil || fallback || ctx.Err() != nil {
+					return err
+				}
+				// The new config provisioned but did not start (a port
+				// taken, a child service that exited): the system that ran
+				// before comes back rather than nothing serving.
+				log.Error("the new config failed to start; going back to the previous one", "error", errorText(err))
+				back, berr := New(ctx, append(opts[:len(opts):len(opts)], WithConfig(good))...)
+				if berr != nil {
+					return errors.Join(err, fmt.Errorf("going back to the previous config: %w", berr))
+				}
+				h, fallback = back, true
+				continue run
 			case <-hup:
 				log.Info("SIGHUP: reloading the config", "file", path)
 			case <-tick.C:
@@ -68,6 +90,10 @@ func RunReloading(ctx context.Context, log hclog.Logger, opts ...Option) error {
 			}
 			next = n
 		}
+		if h.isReady() {
+			good = h.cfg
+		}
+		fallback = false
 		next.adoptGateway(h)
 		cancel()
 		if err := <-done; err != nil {
@@ -85,4 +111,12 @@ func fileStamp(path string) string {
 		return ""
 	}
 	return fmt.Sprintf("%d/%d", st.ModTime().UnixNano(), st.Size())
+}
+
+// errorText is err's message, for a log line.
+func errorText(err error) string {
+	if err == nil {
+		return "stopped before it was ready"
+	}
+	return err.Error()
 }

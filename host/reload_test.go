@@ -3,6 +3,8 @@ package host_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,5 +114,81 @@ func TestReloadKeepsServingThroughABadConfig(t *testing.T) {
 	wait("the reloaded system")
 	if v := call(); v != "2.0.0" {
 		t.Fatalf("after the reload: version %s, want 2.0.0", v)
+	}
+}
+
+// TestReloadThatFailsToStartGoesBack reloads a config that provisions but
+// cannot start (its service's address is taken): the system of the previous
+// config comes back instead of nothing serving.
+func TestReloadThatFailsToStartGoesBack(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	dir := t.TempDir()
+	path := filepath.Join(dir, "micro.hcl")
+	write := func(src string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("service \"helloworld\" {\n  version = \"1.0.0\"\n}\n")
+
+	logs := &syncBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})
+	ready := make(chan *host.Host, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- host.RunReloading(ctx, logger, host.WithConfigFile(path), host.WithLogger(logger),
+			host.WithDefaultHandler("helloworld", new(greeter.Greeter)),
+			host.OnReady(func(h *host.Host) { ready <- h }))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunReloading: %v", err)
+		}
+	})
+	wait := func(what string) *host.Host {
+		t.Helper()
+		select {
+		case h := <-ready:
+			return h
+		case err := <-done:
+			done <- err // for the clean-up
+			t.Fatalf("stopped while waiting for %s: %v\n%s", what, err, logs.String())
+		case <-time.After(30 * time.Second):
+			t.Fatalf("timed out waiting for %s\n%s", what, logs.String())
+		}
+		return nil
+	}
+	version := func(h *host.Host) string {
+		t.Helper()
+		var rsp greeter.HelloResponse
+		if err := h.Client().Call(context.Background(), "helloworld", "Greeter.Hello", &greeter.HelloRequest{Name: "Ada"}, &rsp); err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		svcs, _ := h.Registry().GetService(context.Background(), "helloworld")
+		return svcs[0].Version
+	}
+	if v := version(wait("the first system")); v != "1.0.0" {
+		t.Fatalf("version %s", v)
+	}
+
+	write(fmt.Sprintf("service \"helloworld\" {\n  version = \"2.0.0\"\n  address = %q\n}\n", taken.Addr().String()))
+	back := wait("the previous system to come back")
+	if !strings.Contains(logs.String(), "the new config failed to start; going back to the previous one") {
+		t.Errorf("the failed start is not logged:\n%s", logs.String())
+	}
+	if v := version(back); v != "1.0.0" {
+		t.Fatalf("after a reload that failed to start: version %s, want the previous 1.0.0", v)
+	}
+
+	write("service \"helloworld\" {\n  version = \"3.0.0\"\n}\n# fixed\n")
+	if v := version(wait("the fixed config")); v != "3.0.0" {
+		t.Fatalf("after the fix: version %s, want 3.0.0", v)
 	}
 }

@@ -161,6 +161,8 @@ func (s *Service) Run(ctx context.Context) error {
 	case runErr = <-serveErr:
 		if runErr == nil {
 			runErr = fmt.Errorf("service %s: listener stopped unexpectedly", s.name)
+		} else {
+			runErr = fmt.Errorf("service %s: %w", s.name, runErr)
 		}
 	}
 
@@ -185,7 +187,7 @@ func (s *Service) Run(ctx context.Context) error {
 	select {
 	case err := <-serveErr:
 		if runErr == nil && err != nil {
-			runErr = err
+			runErr = fmt.Errorf("service %s: %w", s.name, err)
 		}
 	default:
 	}
