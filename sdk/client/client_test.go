@@ -3,7 +3,9 @@ package client_test
 import (
 	"context"
 	stderrors "errors"
+	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,5 +68,53 @@ func TestCanceledCallIsNotATimeout(t *testing.T) {
 	err := newClient(t).Call(ctx, "echo", "Echo.Say", map[string]string{}, nil, client.WithAddress(closedAddr(t)))
 	if errors.Code(err) != errors.StatusClientClosed {
 		t.Errorf("canceled call: %v, want %d", err, errors.StatusClientClosed)
+	}
+}
+
+// streamRefuser is a transport whose streams fail to open with err, counting
+// the tries.
+type streamRefuser struct {
+	transport.Transport
+	err   error
+	tries atomic.Int32
+}
+
+func (r *streamRefuser) Dial(context.Context, string) (transport.Conn, error) { return r, nil }
+func (r *streamRefuser) Call(context.Context, *transport.Message) (*transport.Message, error) {
+	return nil, r.err
+}
+func (r *streamRefuser) Stream(context.Context, map[string]string) (transport.Stream, error) {
+	r.tries.Add(1)
+	return nil, r.err
+}
+func (r *streamRefuser) Close() error { return nil }
+
+// TestStreamOpenRetries checks opening a stream is tried on other nodes when
+// a node is unavailable, but not when the answer says no node would take it.
+func TestStreamOpenRetries(t *testing.T) {
+	reg := registry.NewMemory()
+	t.Cleanup(func() { reg.Close() })
+	var nodes []*registry.Node
+	for i := range 4 {
+		nodes = append(nodes, &registry.Node{ID: fmt.Sprint(i), Address: fmt.Sprintf("10.0.0.%d:1", i)})
+	}
+	if err := reg.Register(context.Background(), &registry.Service{Name: "echo", Nodes: nodes}, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		err   error
+		tries int32
+	}{
+		{"unavailable", errors.Unavailable("echo", "down"), 3},
+		{"not found", errors.NotFound("echo", "no such stream endpoint"), 1},
+		{"method not allowed", errors.MethodNotAllowed("echo", "streams need POST"), 1},
+	} {
+		tr := &streamRefuser{err: tc.err}
+		cli := newClient(t, client.Registry(reg), client.Transport(tr), client.Retries(2))
+		_, err := cli.Stream(context.Background(), "echo", "Echo.Count")
+		if errors.Code(err) != errors.Code(tc.err) || tr.tries.Load() != tc.tries {
+			t.Errorf("%s: %v after %d tries; want code %d after %d", tc.name, err, tr.tries.Load(), errors.Code(tc.err), tc.tries)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	stderrors "errors"
 
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/errors"
@@ -38,6 +39,7 @@ func (c *Client) Stream(ctx context.Context, service, endpoint string, opts ...C
 	md, _ := metadata.FromOutgoingContext(ctx)
 	req := &Request{Service: service, Endpoint: endpoint, Header: md}
 	header := c.header(ctx, req, &co)
+	c.budget.deposit()
 
 	var tried []string
 	for attempt := 0; ; attempt++ {
@@ -55,12 +57,19 @@ func (c *Client) Stream(ctx context.Context, service, endpoint string, opts ...C
 			}
 		}
 		done(err)
-		// Opening a stream sends nothing the server acts on, so any node may be tried.
-		if attempt >= co.retries || ctx.Err() != nil || !c.budget.withdraw() {
+		// Opening a stream sends nothing the server acts on, so any node may be
+		// tried, unless the answer says no node would take it (a 4xx).
+		var env *errors.Error
+		refused := stderrors.As(err, &env) && !errors.Retryable(err) && !stderrors.Is(err, transport.ErrNotSent)
+		if refused || attempt >= co.retries || ctx.Err() != nil || !c.budget.withdraw() {
 			cancel()
 			return nil, envelope(ctx, req, err)
 		}
 		tried = append(tried, node.ID)
+		if sleep(ctx, c.opts.backoff(attempt+1)) != nil {
+			cancel()
+			return nil, envelope(ctx, req, err)
+		}
 	}
 }
 
