@@ -144,7 +144,12 @@ func (c *Client) invoke(ctx context.Context, req *Request, rsp any) error {
 			return envelope(ctx, req, err)
 		}
 		if dl, ok := ctx.Deadline(); ok {
-			header[metadata.Timeout] = time.Until(dl).String()
+			left := time.Until(dl)
+			if left <= 0 {
+				done(context.DeadlineExceeded)
+				return notSent(errors.Timeout(req.Service, "%s %s: the deadline passed before the call was sent", req.Service, req.Endpoint))
+			}
+			header[metadata.Timeout] = left.String()
 		}
 		err = c.try(ctx, req, attempt, node.Address, header, body, rsp, co)
 		done(err)
@@ -266,11 +271,17 @@ func (c *Client) callNode(ctx context.Context, addr string, header map[string]st
 	if co.respHeader != nil {
 		*co.respHeader = metadata.MD(resp.Header)
 	}
+	status := resp.Header[metadata.Status]
 	rc, err := c.opts.codecs.ForContentType(resp.Header[metadata.ContentType], resp.Body)
 	if err != nil {
+		if code, _ := strconv.Atoi(status); code >= 400 && code < 600 {
+			// An error answer from something in between (a proxy's plain-text
+			// 503, say): its status still says what happened.
+			return errors.New(header[metadata.Service], int32(code), "%s answered %d with a body no codec reads: %v", addr, code, err)
+		}
 		return errors.BadGateway(header[metadata.Service], "%s answered with a body no codec reads: %v", addr, err)
 	}
-	if status := resp.Header[metadata.Status]; status != "" {
+	if status != "" {
 		code, _ := strconv.Atoi(status)
 		var e errors.Error
 		if err := rc.Unmarshal(resp.Body, &e); err != nil || e.Code == 0 {

@@ -4,7 +4,11 @@ import (
 	"context"
 	stderrors "errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,5 +120,32 @@ func TestStreamOpenRetries(t *testing.T) {
 		if errors.Code(err) != errors.Code(tc.err) || tr.tries.Load() != tc.tries {
 			t.Errorf("%s: %v after %d tries; want code %d after %d", tc.name, err, tr.tries.Load(), errors.Code(tc.err), tc.tries)
 		}
+	}
+}
+
+// TestErrorAnswerInAnUnknownFormatKeepsItsStatus checks an error answer whose
+// body no codec reads (a proxy's plain-text 503) still reports its status.
+func TestErrorAnswerInAnUnknownFormatKeepsItsStatus(t *testing.T) {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "upstream connect error")
+	}))
+	t.Cleanup(proxy.Close)
+	addr := strings.TrimPrefix(proxy.URL, "http://")
+	err := newClient(t).Call(context.Background(), "echo", "Echo.Say", map[string]string{}, nil, client.WithAddress(addr), client.WithRetries(0))
+	if errors.Code(err) != http.StatusServiceUnavailable {
+		t.Fatalf("%v, want the proxy's 503", err)
+	}
+}
+
+// TestDeadlinePassedBeforeSending checks a call whose deadline passed before a
+// try could be sent is a 504 that says it never left.
+func TestDeadlinePassedBeforeSending(t *testing.T) {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	err := newClient(t).Call(ctx, "echo", "Echo.Say", map[string]string{}, nil, client.WithAddress(closedAddr(t)))
+	if errors.Code(err) != http.StatusGatewayTimeout || !stderrors.Is(err, transport.ErrNotSent) {
+		t.Fatalf("%v, want a 504 wrapping transport.ErrNotSent", err)
 	}
 }
