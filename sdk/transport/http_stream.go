@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/microhost/micro/sdk/errors"
 )
@@ -23,13 +24,42 @@ func (l *httpListener) serveStream(ctx context.Context, w http.ResponseWriter, r
 	}
 	s := &serverStream{w: w, rc: rc, body: r.Body, max: l.opts.maxBodyBytes}
 	err := l.h.ServeStream(ctx, header, s)
-	s.mu.Lock()
+	cut := s.end()
 	defer s.mu.Unlock()
 	s.closed = true
-	if err != nil {
+	if err != nil && !cut {
 		if writeFrame(w, frameError, encodeErrorFrame(err)) == nil {
 			_ = rc.Flush()
 		}
+	}
+}
+
+// sendGrace is how long a stream whose handler returned waits for a Send of
+// another of its goroutines to finish before cutting the response's writes off.
+const sendGrace = time.Second
+
+// end takes s.mu once the handler returned. A Send still holding it after
+// sendGrace is stuck on a caller that stopped reading: the response's writes
+// are cut off (cut is true), since the response must not outlive the handler
+// and a drain must not wait for such a caller.
+func (s *serverStream) end() (cut bool) {
+	if s.mu.TryLock() {
+		return false
+	}
+	locked := make(chan struct{})
+	go func() {
+		s.mu.Lock()
+		close(locked)
+	}()
+	t := time.NewTimer(sendGrace)
+	defer t.Stop()
+	select {
+	case <-locked:
+		return false
+	case <-t.C:
+		_ = s.rc.SetWriteDeadline(time.Now())
+		<-locked
+		return true
 	}
 }
 

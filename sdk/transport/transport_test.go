@@ -536,3 +536,75 @@ func TestStreamEndsWithItsContext(t *testing.T) {
 		t.Fatal("the handler's context did not end with the caller's")
 	}
 }
+
+// floodThenReturn is a stream handler that leaves a goroutine sending to a
+// caller that does not read, and returns.
+type floodThenReturn struct {
+	echo
+	blocked chan struct{} // closed once a Send has been stuck for a while
+}
+
+func (f *floodThenReturn) ServeStream(ctx context.Context, _ map[string]string, s transport.Stream) error {
+	chunk := make([]byte, 64<<10)
+	sent := make(chan struct{}, 1)
+	go func() {
+		for {
+			if err := s.Send(chunk); err != nil {
+				return
+			}
+			select {
+			case sent <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	// Once sends stop going through, the caller's windows are full.
+	for {
+		select {
+		case <-sent:
+		case <-time.After(200 * time.Millisecond):
+			close(f.blocked)
+			return errors.Conflict("flood", "done")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// TestStreamHandlerReturnsWhileASendIsStuck checks a stream ends when its
+// handler returns even if another of its goroutines is stuck sending to a
+// caller that stopped reading, so draining the listener does not wait for it.
+func TestStreamHandlerReturnsWhileASendIsStuck(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http2=%v", h2), func(t *testing.T) {
+			h := &floodThenReturn{blocked: make(chan struct{})}
+			tr := newHTTP(t)
+			ln, err := tr.Listen(context.Background(), "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan error, 1)
+			go func() { served <- ln.Serve(h) }()
+			t.Cleanup(func() { ln.Close() })
+			conn, _ := newHTTP(t, transport.HTTP2(h2)).Dial(context.Background(), ln.Addr())
+			s, err := conn.Stream(context.Background(), map[string]string{metadata.Endpoint: "Flood.Stream"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			select { // the caller reads nothing
+			case <-h.blocked:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the handler never found its sends stuck")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := ln.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown with a stuck send after the handler returned: %v", err)
+			}
+			if err := <-served; err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		})
+	}
+}
