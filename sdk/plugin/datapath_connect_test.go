@@ -156,6 +156,11 @@ func TestDataPathDoesNotHoldCallsUp(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("3 calls took %s while the data path was pending", took)
 	}
+	// The ask runs in the background: it may reach the plugin after the calls.
+	deadline := time.Now().Add(5 * time.Second)
+	for asked, _ := w.counts(); asked == 0 && time.Now().Before(deadline); asked, _ = w.counts() {
+		time.Sleep(time.Millisecond)
+	}
 	if asked, batches := w.counts(); asked != 1 || batches == 0 {
 		t.Fatalf("asked %d times, %d call batches on gRPC; want one pending ask and the calls on gRPC", asked, batches)
 	}
