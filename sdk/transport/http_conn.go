@@ -89,7 +89,8 @@ func (c *httpConn) Stream(ctx context.Context, header map[string]string) (Stream
 	return &clientStream{send: pw, recv: resp.Body, max: c.t.opts.maxBodyBytes, cancel: cancel, release: c.pool.release}, nil
 }
 
-// Close forgets this address and closes idle connections.
+// Close forgets this address's pool. Its idle connections are shared with the
+// transport's other addresses and close after the pool's idle timeout.
 func (c *httpConn) Close() error {
 	c.t.pools.Delete(c.addr)
 	return nil
