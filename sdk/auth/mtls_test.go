@@ -100,6 +100,9 @@ func TestMTLSAttacksFail(t *testing.T) {
 		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour),
 	})
 	expiredServer := mtlsServer(t, p, authtest.Leaf{IPs: loopback.IPs, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
+	// A certificate from the trusted CA for another server: dialed by IP, its
+	// name must still be checked.
+	otherServer := mtlsServer(t, p, authtest.Leaf{CommonName: "billing", DNSNames: []string{"billing.test"}})
 
 	cases := []struct {
 		name  string
@@ -112,6 +115,7 @@ func TestMTLSAttacksFail(t *testing.T) {
 		{"no client certificate", tlsconfig.Files{CAFile: p.caFile}, addr, "certificate required"},
 		{"expired server certificate", tlsconfig.Files{CertFile: goodCert, KeyFile: goodKey, CAFile: p.caFile}, expiredServer, "certificate has expired"},
 		{"server of another name", tlsconfig.Files{CertFile: goodCert, KeyFile: goodKey, CAFile: p.caFile, ServerName: "billing.test"}, addr, "not billing.test"},
+		{"server without the dialed IP", tlsconfig.Files{CertFile: goodCert, KeyFile: goodKey, CAFile: p.caFile}, otherServer, "127.0.0.1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -69,16 +69,63 @@ func NewHTTP(opts ...HTTPOption) *HTTP {
 
 func (t *HTTP) newRoundTripper(protos *http.Protocols) *http.Transport {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	rt := &http.Transport{
 		Protocols:           protos,
 		DialContext:         t.dialCounted(dialer),
-		TLSClientConfig:     t.opts.clientTLS,
 		MaxConnsPerHost:     t.opts.pool.MaxOpen,
 		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: t.opts.pool.MaxIdle,
 		IdleConnTimeout:     t.opts.pool.IdleTimeout,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   protos.HTTP2(),
+	}
+	if t.opts.clientTLS != nil {
+		rt.DialTLSContext = t.dialTLS(dialer, protos.HTTP2())
+	}
+	return rt
+}
+
+// dialTLS dials addr and completes the TLS handshake with a copy of the client
+// configuration naming the host dialed (unless it names a server itself). A
+// VerifyConnection hook sees that name as ServerName even for an IP address,
+// which TLS leaves out of the handshake: a hook that checks the server's
+// certificate itself (to follow a CA bundle that changes) can still check that
+// the certificate is the dialed address's.
+func (t *HTTP) dialTLS(d *net.Dialer, h2 bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := t.dialCounted(d)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		cfg := t.opts.clientTLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = host
+		}
+		if h2 {
+			cfg.NextProtos = []string{"h2"}
+		} else {
+			cfg.NextProtos = []string{"http/1.1"}
+		}
+		if verify := cfg.VerifyConnection; verify != nil {
+			name := cfg.ServerName
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+				if cs.ServerName == "" {
+					cs.ServerName = name
+				}
+				return verify(cs)
+			}
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return tc, nil
 	}
 }
 

@@ -28,6 +28,9 @@ func (r *Reloader) ServerConfig() (*tls.Config, error) {
 // current CA bundle. The server certificate's chain is always checked; its name
 // is checked against ServerName, else the host dialed: a server dialed by IP
 // address needs that IP among its certificate's SANs (or set ServerName).
+// TLS does not carry an IP address as the server name, so a dialer other than
+// the Microhost http transport (which supplies it) needs ServerName set to dial
+// one; without a name to check, the handshake fails.
 func (r *Reloader) ClientConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -60,6 +63,11 @@ func (r *Reloader) verifyServer(cs tls.ConnectionState) error {
 	}
 	if opts.DNSName == "" {
 		opts.DNSName = r.files.ServerName
+	}
+	if opts.DNSName == "" {
+		// TLS sends no name for an IP address: without one, any certificate
+		// from a trusted CA would do.
+		return errors.New("tls: no server name to check the server certificate against: set server_name, or dial with the name or IP address as the configuration's ServerName")
 	}
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -93,7 +94,7 @@ func TestReloadOnFileChange(t *testing.T) {
 	cliCA := authtest.Write(t, dir, "client-ca.pem", append(append([]byte{}, ca1.PEM...), ca2.PEM...))
 
 	srv := newReloader(t, tlsconfig.Files{CertFile: srvCert, KeyFile: srvKey, CAFile: srvCA, RequireClientCert: true, PollInterval: 5 * time.Millisecond})
-	cli := newReloader(t, tlsconfig.Files{CertFile: cliCert, KeyFile: cliKey, CAFile: cliCA, PollInterval: 5 * time.Millisecond})
+	cli := newReloader(t, tlsconfig.Files{CertFile: cliCert, KeyFile: cliKey, CAFile: cliCA, ServerName: "127.0.0.1", PollInterval: 5 * time.Millisecond})
 	serverCfg, err := srv.ServerConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +139,49 @@ func TestReloadOnFileChange(t *testing.T) {
 		_, err := handshake(ln.Addr(), cli.ClientConfig())
 		return err
 	})
+}
+
+// TestServerNameAlwaysChecked: a client dialing an IP address without a
+// server name cannot check the certificate's name, so it refuses the server
+// rather than accept any certificate the CA issued; with the IP as the server
+// name, only a certificate for that IP will do.
+func TestServerNameAlwaysChecked(t *testing.T) {
+	dir := t.TempDir()
+	ca := authtest.NewCA(t, "ca")
+	c, k := ca.Issue(t, authtest.Leaf{CommonName: "billing", DNSNames: []string{"billing.test"}})
+	srv := newReloader(t, tlsconfig.Files{CertFile: authtest.Write(t, dir, "cert.pem", c), KeyFile: authtest.Write(t, dir, "key.pem", k)})
+	serverCfg, err := srv.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				io.Copy(io.Discard, conn) // until the client hangs up
+			}()
+		}
+	}()
+	caFile := authtest.Write(t, dir, "ca.pem", ca.PEM)
+	for _, name := range []string{"", "127.0.0.1"} {
+		cli := newReloader(t, tlsconfig.Files{CAFile: caFile, ServerName: name})
+		if cn, err := handshake(ln.Addr().String(), cli.ClientConfig()); err == nil {
+			t.Errorf("server name %q: the handshake with %q succeeded; want the certificate refused", name, cn)
+		}
+	}
+	cli := newReloader(t, tlsconfig.Files{CAFile: caFile, ServerName: "billing.test"})
+	if _, err := handshake(ln.Addr().String(), cli.ClientConfig()); err != nil {
+		t.Errorf("server name billing.test: %v", err)
+	}
 }
 
 type reloadPending struct{ state string }
