@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -127,7 +128,10 @@ func failed(ctx context.Context, c *backendCall, err error) callResult {
 }
 
 // resolve looks service up, answering 503 when nothing is registered under
-// its name.
+// its name. Only services registered under exactly that name count: some
+// registries (Consul) also answer to other spellings of it, and backend
+// policies, breakers and metrics are keyed by the name as the request spelt
+// it, so "USERS" must not reach the service "users" past its policy.
 func (s *state) resolve(ctx context.Context, service string) ([]*registry.Service, *errors.Error) {
 	services, err := s.cache.Lookup(ctx, service)
 	switch {
@@ -135,6 +139,13 @@ func (s *state) resolve(ctx context.Context, service string) ([]*registry.Servic
 		return nil, errors.Unavailable("gateway", "no instance of %s is registered", service)
 	case err != nil:
 		return nil, errors.Unavailable("gateway", "looking up %s: %v", service, err)
+	}
+	if slices.ContainsFunc(services, func(svc *registry.Service) bool { return svc.Name != service }) {
+		// The cache's slice is shared: filter into a new one.
+		services = slices.DeleteFunc(slices.Clone(services), func(svc *registry.Service) bool { return svc.Name != service })
+		if len(services) == 0 {
+			return nil, errors.Unavailable("gateway", "no instance of %s is registered", service)
+		}
 	}
 	return services, nil
 }

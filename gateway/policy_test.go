@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -122,6 +123,34 @@ func TestBackendPolicy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// caseInsensitive answers lookups whatever the case of the name, as Consul's
+// health and catalog lookups do, with the names the services registered.
+type caseInsensitive struct{ registry.Registry }
+
+func (r caseInsensitive) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
+	return r.Registry.GetService(ctx, strings.ToLower(name))
+}
+
+// A backend policy is keyed by the service's name: a templated route must not
+// reach the service under another spelling its registry also answers to.
+func TestBackendPolicyHoldsForOtherSpellingsOfTheService(t *testing.T) {
+	reg := registry.NewMemory()
+	startBackend(t, reg, "users", Users{})
+	cfg := routingConfig()
+	cfg.Backends = []*gateway.Backend{{Service: "users", Block: []string{"Users.Delete"}}}
+	_, base := startGateway(t, cfg, caseInsensitive{reg})
+
+	if r := do(t, "POST", base+"/rpc/users/Users.Get", `{"id":7}`); r.status != 200 {
+		t.Fatalf("exact name: %d %s", r.status, r.body)
+	}
+	for _, svc := range []string{"USERS", "Users"} {
+		r := do(t, "POST", base+"/rpc/"+svc+"/Users.Delete", `{"id":7}`)
+		if p := r.problem(t); r.status != 503 || p.ID != "gateway" {
+			t.Fatalf("%s: %d %s", svc, r.status, r.body)
+		}
 	}
 }
 
