@@ -100,14 +100,14 @@ func (s *state) call(ctx context.Context, c *backendCall) callResult {
 			return callResult{err: open.envelope(), retryAfter: strconv.Itoa(int(open.retryAfter / time.Second))}
 		}
 		if attempt >= retry.Attempts || !retryable(ctx, err, c.idempotent || retry.NonIdempotent) {
-			return failed(ctx, c, err)
+			return s.failed(ctx, c, err)
 		}
 		wait := client.JitteredBackoff(retry.Backoff, retry.MaxBackoff)(attempt + 1)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			return failed(ctx, c, err)
+			return s.failed(ctx, c, err)
 		}
 		if sleep(ctx, wait) != nil {
-			return failed(ctx, c, err)
+			return s.failed(ctx, c, err)
 		}
 		s.metrics.retries.WithLabelValues(c.service).Inc()
 		if nodeID != "" {
@@ -118,8 +118,8 @@ func (s *state) call(ctx context.Context, c *backendCall) callResult {
 
 // failed is the result of a call that ended with err: its envelope, and the
 // backend's Retry-After when it sent one.
-func failed(ctx context.Context, c *backendCall, err error) callResult {
-	res := callResult{err: toEnvelope(ctx, c, err)}
+func (s *state) failed(ctx context.Context, c *backendCall, err error) callResult {
+	res := callResult{err: s.toEnvelope(ctx, c, err)}
 	var ae *answerError
 	if stderrors.As(err, &ae) {
 		res.retryAfter = ae.retryAfter
@@ -138,7 +138,9 @@ func (s *state) resolve(ctx context.Context, service string) ([]*registry.Servic
 	case stderrors.Is(err, registry.ErrNotFound):
 		return nil, errors.Unavailable("gateway", "no instance of %s is registered", service)
 	case err != nil:
-		return nil, errors.Unavailable("gateway", "looking up %s: %v", service, err)
+		// The registry's error may name its own address: it goes to the log.
+		s.g.logf("service lookup failed", "service", service, "error", err.Error())
+		return nil, errors.Unavailable("gateway", "looking up %s failed", service)
 	}
 	if slices.ContainsFunc(services, func(svc *registry.Service) bool { return svc.Name != service }) {
 		// The cache's slice is shared: filter into a new one.
@@ -341,16 +343,23 @@ func retryable(ctx context.Context, err error, idempotent bool) bool {
 	return true // a transport failure: connection reset, per-try timeout
 }
 
-// toEnvelope is the error a failed call answers with.
-func toEnvelope(ctx context.Context, c *backendCall, err error) *errors.Error {
+// toEnvelope is the error a failed call answers with. The backend's own
+// answers and the gateway's errors pass on as they are; what a transport says
+// (its errors have no ID) names the backend's address, so the client is told
+// only which call failed and how, and the log gets the rest.
+func (s *state) toEnvelope(ctx context.Context, c *backendCall, err error) *errors.Error {
 	var e *errors.Error
-	if stderrors.As(err, &e) {
+	if stderrors.As(err, &e) && e.ID != "" {
 		return e
 	}
-	if stderrors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-		return errors.Timeout("gateway", "%s %s did not answer in time: %v", c.service, c.endpoint, err)
+	s.g.logf("backend call failed", "service", c.service, "endpoint", c.endpoint, "error", err.Error())
+	switch {
+	case e != nil && isErrorStatus(e.Code):
+		return errors.New("gateway", e.Code, "calling %s %s failed", c.service, c.endpoint)
+	case stderrors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		return errors.Timeout("gateway", "%s %s did not answer in time", c.service, c.endpoint)
 	}
-	return errors.Unavailable("gateway", "%s %s: %v", c.service, c.endpoint, err)
+	return errors.Unavailable("gateway", "calling %s %s failed", c.service, c.endpoint)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

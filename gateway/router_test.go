@@ -1,14 +1,17 @@
 package gateway_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/microhost/micro/gateway"
 	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/transport"
 )
 
 // routingConfig routes a users service and an echo service.
@@ -358,5 +361,50 @@ func TestBackendAnswerNeitherSuccessNorErrorIsBadGateway(t *testing.T) {
 	p := r.problem(t)
 	if r.status != 502 || p.Status != 502 || p.Code != 502 || !strings.Contains(p.Detail, "302") {
 		t.Fatalf("%d %+v", r.status, p)
+	}
+}
+
+// What a transport says about a failed call names the backend's address: the
+// client is told which call failed and how, never where the backend runs.
+func TestTransportFailuresDoNotNameTheBackendsAddress(t *testing.T) {
+	reg := registry.NewMemory()
+	// Nothing listens on port 1 of the loopback address: dialing it is refused.
+	dead := &registry.Service{Name: "dead", Version: "1", Nodes: []*registry.Node{{ID: "dead-1", Address: "127.0.0.1:1"}}}
+	if err := reg.Register(context.Background(), dead, 0); err != nil {
+		t.Fatal(err)
+	}
+	startRawBackend(t, reg, "stalled", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then the server notices the gateway hanging up
+		<-r.Context().Done()
+	})
+	startRawBackend(t, reg, "huge", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`"` + strings.Repeat("x", transport.DefaultMaxBodyBytes) + `"`))
+	})
+	cfg := gateway.Config{Breaker: gateway.Breaker{Disabled: true}, Routes: []*gateway.Route{
+		{Pattern: "GET /dead", Service: "dead", Endpoint: "Dead.Get"},
+		{Pattern: "GET /stalled", Service: "stalled", Endpoint: "Stalled.Get", Timeout: 100 * time.Millisecond},
+		{Pattern: "GET /huge", Service: "huge", Endpoint: "Huge.Get"},
+	}}
+	_, base := startGateway(t, cfg, reg)
+
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/dead", 503},
+		{"/stalled", 504},
+		{"/huge", 502},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			r := do(t, "GET", base+tc.path, "")
+			p := r.problem(t)
+			if r.status != tc.status || p.ID != "gateway" || !strings.Contains(p.Detail, tc.path[1:]) {
+				t.Fatalf("%d %+v", r.status, p)
+			}
+			if strings.Contains(r.body, "127.0.0.1") {
+				t.Fatalf("the answer names the backend's address: %s", r.body)
+			}
+		})
 	}
 }
