@@ -81,6 +81,11 @@ func (s *state) call(ctx context.Context, c *backendCall) callResult {
 		return callResult{err: e}
 	}
 	ep := findEndpoint(services, c.endpoint)
+	if p := s.backends[c.service]; p != nil && c.dynamic && ep == nil && registersEndpoints(services) {
+		// The backend would answer with the list of its endpoints, blocked
+		// ones included: refuse it as a blocked call instead.
+		return callResult{err: p.refuse(c.service, c.endpoint)}
+	}
 	c.idempotent = c.idempotent || ep != nil && ep.Metadata["idempotent"] == "true"
 	label := c.endpoint
 	if c.dynamic && ep == nil {
@@ -150,6 +155,11 @@ func (s *state) resolve(ctx context.Context, service string) ([]*registry.Servic
 		}
 	}
 	return services, nil
+}
+
+// registersEndpoints reports whether the service publishes its endpoints.
+func registersEndpoints(services []*registry.Service) bool {
+	return slices.ContainsFunc(services, func(svc *registry.Service) bool { return len(svc.Endpoints) > 0 })
 }
 
 // findEndpoint returns the registered description of an endpoint, or nil.

@@ -154,6 +154,28 @@ func TestBackendPolicyHoldsForOtherSpellingsOfTheService(t *testing.T) {
 	}
 }
 
+// A backend's answer to an endpoint it does not have lists the endpoints it
+// has, blocked ones included: through a templated route, a service with a
+// backend policy is refused such a call as it is a blocked one, so the answer
+// tells neither what is blocked nor that it exists.
+func TestBackendPolicyDoesNotRevealBlockedEndpoints(t *testing.T) {
+	reg := registry.NewMemory()
+	startBackend(t, reg, "users", Users{})
+	cfg := routingConfig()
+	cfg.Backends = []*gateway.Backend{{Service: "users", Block: []string{"Users.Delete"}}}
+	_, base := startGateway(t, cfg, reg)
+
+	blocked := do(t, "POST", base+"/rpc/users/Users.Delete", `{"id":7}`)
+	unknown := do(t, "POST", base+"/rpc/users/Users.Nope", `{"id":7}`)
+	pb, pu := blocked.problem(t), unknown.problem(t)
+	if blocked.status != 403 || unknown.status != blocked.status || pu.ID != "gateway" {
+		t.Fatalf("blocked: %d %+v; unknown: %d %+v", blocked.status, pb, unknown.status, pu)
+	}
+	if strings.Contains(unknown.body, "Users.Delete") {
+		t.Fatalf("the answer names the blocked endpoint: %s", unknown.body)
+	}
+}
+
 func TestTransform(t *testing.T) {
 	reg := registry.NewMemory()
 	startBackend(t, reg, "users", Users{})

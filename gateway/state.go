@@ -209,6 +209,11 @@ func (st *state) check(service, endpoint string) *errors.Error {
 	if allowed && !matchAny(p.block, endpoint) {
 		return nil
 	}
+	return p.refuse(service, endpoint)
+}
+
+// refuse is the answer to a call the policy does not let through.
+func (p *backendPolicy) refuse(service, endpoint string) *errors.Error {
 	if p.status == http.StatusNotFound {
 		return errors.NotFound("gateway", "no route to %s %s", service, endpoint)
 	}
