@@ -207,7 +207,7 @@ type CORS struct {
 	AllowHeaders []string `json:"allow_headers,omitempty"`
 	// ExposeHeaders lets scripts read these response headers.
 	ExposeHeaders []string `json:"expose_headers,omitempty"`
-	// AllowCredentials allows cookies and auth; "*" origins are then echoed.
+	// AllowCredentials allows cookies and auth; it cannot go with the origin "*".
 	AllowCredentials bool `json:"allow_credentials,omitempty"`
 	// MaxAge lets browsers cache a preflight answer.
 	MaxAge time.Duration `json:"max_age,omitempty"`

@@ -329,6 +329,9 @@ func TestConfigErrors(t *testing.T) {
 		{"builtin taken", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /health", Service: "a", Endpoint: "A.B"}}}, "conflicts"},
 		{"unknown reference", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /a", Service: "{svc}", Endpoint: "A.B"}}}, "{svc}"},
 		{"bad origin", gateway.Config{CORS: &gateway.CORS{AllowOrigins: []string{"ftp://x"}}}, "cors.allow_origins"},
+		{"credentials for any origin", gateway.Config{CORS: &gateway.CORS{AllowOrigins: []string{"*"}, AllowCredentials: true}}, "cors.allow_credentials"},
+		{"credentials for any origin on a route", gateway.Config{Routes: []*gateway.Route{{Pattern: "GET /a", Service: "a", Endpoint: "A.B",
+			CORS: &gateway.CORS{AllowOrigins: []string{"https://a.example.com", "*"}, AllowCredentials: true}}}}, "route[0].cors.allow_credentials"},
 		{"bad blocked status", gateway.Config{Backends: []*gateway.Backend{{Service: "a", BlockedStatus: 500}}}, "blocked_status"},
 		{"duplicate part", gateway.Config{Aggregates: []*gateway.Aggregate{{Pattern: "GET /x", Parts: []*gateway.Part{
 			{Name: "a", Service: "a", Endpoint: "A.B"}, {Name: "a", Service: "a", Endpoint: "A.B"}}}}}, "part[1].name"},

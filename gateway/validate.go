@@ -229,6 +229,9 @@ func (v *validator) cors(kind string, i int, field string, c *CORS) {
 		if _, err := parseOrigin(o); err != nil {
 			v.add(kind, i, -1, field+".allow_origins", "%v", err)
 		}
+		if o == "*" && c.AllowCredentials {
+			v.add(kind, i, -1, field+".allow_credentials", `credentials with the origin "*" would let every site read answers with its visitors' cookies and tokens; list the origins (or "*.example.com" patterns) that may`)
+		}
 	}
 	for _, m := range c.AllowMethods {
 		if !isToken(m) {
