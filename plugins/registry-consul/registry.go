@@ -354,11 +354,24 @@ func (r *consulRegistry) GetService(ctx context.Context, name string) ([]*regist
 	if err != nil {
 		return nil, fmt.Errorf("consul: get service %s: %w", name, err)
 	}
-	svcs := r.group(entries)
+	svcs := r.group(named(entries, name))
 	if len(svcs) == 0 {
 		return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, name)
 	}
 	return svcs, nil
+}
+
+// named keeps the entries of the service called exactly name: Consul looks
+// names up ignoring case, so "USERS" would also answer with the instances of
+// "users", and a caller keying policies by name would be misled.
+func named(entries []*api.ServiceEntry, name string) []*api.ServiceEntry {
+	out := entries[:0:0]
+	for _, e := range entries {
+		if e != nil && e.Service != nil && e.Service.Service == name {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // ListServices implements registry.Registry: one entry per name and version

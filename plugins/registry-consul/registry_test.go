@@ -306,3 +306,24 @@ func TestWatchIgnoresPathUnsafeNames(t *testing.T) {
 		}
 	}
 }
+
+// TestGetServiceMatchesTheNameExactly checks a lookup in another letter case
+// does not answer with the instances of the service registered under the
+// name: Consul ignores case, and callers key policies and breakers by name.
+func TestGetServiceMatchesTheNameExactly(t *testing.T) {
+	a := startAgent(t)
+	r := newTestRegistry(t, a)
+	ctx := t.Context()
+	users := &registry.Service{Name: "users", Version: "1", Nodes: []*registry.Node{{ID: "users-1", Address: "127.0.0.1:9011"}}}
+	if err := r.Register(ctx, users, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Deregister(context.Background(), users) })
+	eventually(t, 10*time.Second, "users registered", func() error {
+		_, err := r.GetService(ctx, "users")
+		return err
+	})
+	if svcs, err := r.GetService(ctx, "USERS"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf(`GetService("USERS") = %v, %v; want ErrNotFound, not the instances of "users"`, svcs, err)
+	}
+}

@@ -77,7 +77,7 @@ func startWatch(ctx context.Context, client *api.Client, log hclog.Logger, group
 			w.cancel()
 			return nil, fmt.Errorf("consul: watch: read service %s: %w", name, err)
 		}
-		services[name] = &serviceWatch{name: name, state: byVersion(group(entries))}
+		services[name] = &serviceWatch{name: name, state: byVersion(group(named(entries, name)))}
 		indexes[name] = m.LastIndex
 	}
 	for name, sw := range services {
@@ -239,7 +239,7 @@ func (w *watcher) followService(ctx context.Context, sw *serviceWatch, index uin
 		}
 		bo.reset()
 		index = nextIndex(index, meta.LastIndex)
-		cur := byVersion(w.group(entries))
+		cur := byVersion(w.group(named(entries, sw.name)))
 		w.diff(sw.state, cur)
 		sw.state = cur
 	}
