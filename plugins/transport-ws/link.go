@@ -4,7 +4,9 @@ import (
 	"context"
 	stderrors "errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -44,6 +46,10 @@ func newLink(ws *websocket.Conn, maxBody int64) *link {
 	return &link{ws: ws, maxBody: maxBody, ctx: ctx, cancel: cancel, wmu: make(chan struct{}, 1)}
 }
 
+// writeGrace is how long a send may go on writing after its caller gave up
+// before the link is closed under it.
+const writeGrace = time.Second
+
 // cause is why the link ended (nil while it runs).
 func (l *link) cause() error { return context.Cause(l.ctx) }
 
@@ -53,9 +59,10 @@ func (l *link) cause() error { return context.Cause(l.ctx) }
 // then false as long as the final WebSocket frame was not attempted, because the
 // peer acts only on complete messages.
 //
-// ctx also bounds the write itself: if it ends mid-write the connection is
-// closed (the library cannot abandon half a message either). Callers pass their
-// own ctx so a call never outlives its deadline; the server passes l.ctx.
+// ctx also bounds the write itself: a write still under way writeGrace after
+// ctx ended closes the connection (the library cannot abandon half a message
+// either). Callers pass their own ctx so a call never outlives its deadline by
+// more than that; the server passes l.ctx.
 func (l *link) send(ctx context.Context, f *frame) (sent bool, err error) {
 	select {
 	case l.wmu <- struct{}{}:
@@ -77,10 +84,35 @@ func (l *link) send(ctx context.Context, f *frame) (sent bool, err error) {
 	if cap(buf) <= 2*inlineBodyMax {
 		l.wbuf = buf
 	}
-	w, err := l.ws.Writer(ctx, websocket.MessageBinary)
+	// The library closes the connection when the ctx of a write ends, even
+	// when that happens just as the write finishes, which would fail every
+	// other call on the link. So it writes under the link's ctx, and a write
+	// still under way writeGrace after ctx ended (a peer that stopped
+	// reading) closes the link.
+	var writing sync.Mutex
+	inWrite := true
+	unhook := context.AfterFunc(ctx, func() {
+		time.AfterFunc(writeGrace, func() {
+			writing.Lock()
+			defer writing.Unlock()
+			if inWrite {
+				l.close(fmt.Errorf("transport ws: a write outlasted its caller: %w", context.Cause(ctx)))
+			}
+		})
+	})
+	defer func() {
+		writing.Lock()
+		inWrite = false
+		writing.Unlock()
+		unhook()
+	}()
+	w, err := l.ws.Writer(l.ctx, websocket.MessageBinary)
 	if err != nil {
 		if ctx.Err() == nil {
 			l.close(err)
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
 		}
 		return false, err
 	}

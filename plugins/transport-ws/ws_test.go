@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -444,4 +447,46 @@ func TestCloseBeforeServe(t *testing.T) {
 		t.Fatalf("the socket of a listener closed before Serve is still bound: %v", err)
 	}
 	_ = again.Close()
+}
+
+// TestCallToAPeerThatStopsReadingEnds checks a call whose request cannot be
+// written (the server accepted the connection and never reads) still returns
+// soon after its deadline: the link is closed under the stuck write.
+func TestCallToAPeerThatStopsReadingEnds(t *testing.T) {
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{subprotocol}})
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		<-stuck // never reads
+	}))
+	t.Cleanup(srv.Close)
+	conn := dial(t, defaultOptions(), strings.TrimPrefix(srv.URL, "http://"))
+
+	ctx, cancel := context.WithTimeout(ctxFor(t), 200*time.Millisecond)
+	defer cancel()
+	// Eight 3 MiB requests are more than the socket buffers take: one of
+	// them is left writing when the deadline passes.
+	body := bytes.Repeat([]byte("x"), 3<<20)
+	const calls = 8
+	done := make(chan error, calls)
+	for range calls {
+		go func() {
+			_, err := conn.Call(ctx, &transport.Message{Header: map[string]string{metadata.Endpoint: "T.Echo"}, Body: body})
+			done <- err
+		}()
+	}
+	for range calls {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("a call to a server that never reads succeeded")
+			}
+		case <-time.After(wait):
+			t.Fatalf("a call stuck writing to a server that never reads did not return %s after its deadline", wait)
+		}
+	}
 }
