@@ -363,8 +363,6 @@ func TestTelemetryOTLPHTTP(t *testing.T) {
 	}))
 	t.Cleanup(receiver.Close)
 
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "micro.hcl")
 	src := `
 service "back" { version = "2.0.0" }
 telemetry {
@@ -380,17 +378,7 @@ telemetry {
   }
 }
 `
-	if err := os.WriteFile(cfgPath, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h := startHost(t, host.WithConfigFile(cfgPath), host.WithLogger(hclog.NewNullLogger()), host.WithServiceHandler("back", TracedBack{}))
-	var rsp TracedResponse
-	if err := h.Client().Call(context.Background(), "back", "TracedBack.Echo", &TracedRequest{Name: "x"}, &rsp); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.FlushTelemetry(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	traceOneCall(t, src)
 	req := <-received
 	if len(req.ResourceSpans) == 0 {
 		t.Fatal("no resource spans")
@@ -439,8 +427,6 @@ func TestTelemetryOTLPGRPC(t *testing.T) {
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "micro.hcl")
 	src := `
 service "back" {}
 telemetry {
@@ -452,6 +438,22 @@ telemetry {
   }
 }
 `
+	traceOneCall(t, src)
+	select {
+	case req := <-collector.received:
+		if len(req.ResourceSpans) == 0 {
+			t.Fatal("an export without spans")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing exported over OTLP/gRPC within 20s")
+	}
+}
+
+// traceOneCall runs a host on the config src with a traced service, makes one
+// call to it and flushes the spans to the configured exporter.
+func traceOneCall(t *testing.T, src string) {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "micro.hcl")
 	if err := os.WriteFile(cfgPath, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -462,13 +464,5 @@ telemetry {
 	}
 	if err := h.FlushTelemetry(context.Background()); err != nil {
 		t.Fatal(err)
-	}
-	select {
-	case req := <-collector.received:
-		if len(req.ResourceSpans) == 0 {
-			t.Fatal("an export without spans")
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("nothing exported over OTLP/gRPC within 20s")
 	}
 }
