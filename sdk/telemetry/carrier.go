@@ -11,12 +11,16 @@ import (
 // propagator reads and writes Traceparent, Tracestate and Baggage there.
 type HeaderCarrier map[string]string
 
-// Get returns the value of key in any letter case.
+// Get returns the value of key in any letter case. The propagators' own keys
+// are looked up under their canonical and lower-case names without
+// canonicalising: most requests carry no tracestate or baggage, and a miss
+// should cost two map lookups.
 func (c HeaderCarrier) Get(key string) string {
 	if k := canonical(key); k != "" {
 		if v, ok := c[k]; ok {
 			return v
 		}
+		return c[key]
 	}
 	v, _ := metadata.MD(c).Get(key)
 	return v

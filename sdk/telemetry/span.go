@@ -58,7 +58,7 @@ func (t *Telemetry) StartServer(ctx context.Context, header map[string]string, m
 	if header != nil {
 		ctx = t.Extract(ctx, header)
 	}
-	ctx, span := t.Tracer().Start(ctx, spanName(method, route), serverKind)
+	ctx, span := t.Tracer().Start(ctx, spanName(method, route), serverKind...)
 	return ctx, RequestSpan{span: span, server: true, method: method, route: route, service: service}
 }
 
@@ -73,7 +73,7 @@ func (t *Telemetry) StartClient(ctx context.Context, header map[string]string, m
 		}
 		return ctx, RequestSpan{}
 	}
-	ctx, span := t.Tracer().Start(ctx, spanName(method, route), clientKind)
+	ctx, span := t.Tracer().Start(ctx, spanName(method, route), clientKind...)
 	if header != nil {
 		t.Inject(ctx, header)
 	}
@@ -138,10 +138,11 @@ func (s RequestSpan) record(status int, err error) {
 	s.span.End()
 }
 
-// The span kinds as start options, built once.
+// The span kinds as start option lists, built once: passing a single option
+// would allocate its list on every call. The tracer only reads them.
 var (
-	serverKind = trace.WithSpanKind(trace.SpanKindServer)
-	clientKind = trace.WithSpanKind(trace.SpanKindClient)
+	serverKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 )
 
 // noSpan is what the Start functions return when tracing is off: ending it
