@@ -15,6 +15,7 @@ import (
 
 	"github.com/microhost/micro/gateway"
 	"github.com/microhost/micro/sdk/registry"
+	"github.com/microhost/micro/sdk/service"
 )
 
 // PingRequest and PingResponse are the small JSON of the benchmarks.
@@ -93,6 +94,34 @@ func BenchmarkGatewayProxy(b *testing.B) {
 func BenchmarkDirect(b *testing.B) {
 	_, direct := benchTarget(b)
 	runParallel(b, direct)
+}
+
+// BenchmarkGatewayOwnWork is BenchmarkGatewayProxy with a backend whose
+// handler the gateway calls in process: what is left is the client's HTTP
+// exchange with the gateway and the gateway's own work (routing, codecs,
+// selection, headers, metrics). Its distance to BenchmarkGatewayProxy is the
+// price of the network hop to the backend.
+func BenchmarkGatewayOwnWork(b *testing.B) {
+	reg := registry.NewMemory()
+	tr := &inProcess{}
+	svc := service.New("bench", service.Registry(reg), service.Transport(tr), service.HandleSignals(false))
+	if err := svc.Handle(Bench{}); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	select {
+	case <-svc.Ready():
+		b.Cleanup(func() { cancel(); <-done })
+	case err := <-done:
+		cancel()
+		b.Fatalf("backend: %v", err)
+	}
+	_, base := startGateway(b, gateway.Config{Routes: []*gateway.Route{
+		{Pattern: "POST /ping", Service: "bench", Endpoint: "Bench.Ping"},
+	}}, reg, gateway.Transport(tr))
+	runParallel(b, base+"/ping")
 }
 
 // TestLoadRun is a bounded load run on loopback: MICRO_GATEWAY_LOAD=N sends N
