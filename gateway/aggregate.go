@@ -53,7 +53,7 @@ func (h *aggregateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, e := st.readBody(w, r)
+	body, e := st.readBody(r)
 	if e != nil {
 		writeError(w, r, e)
 		return

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	stderrors "errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/microhost/micro/sdk/metadata"
 	"github.com/microhost/micro/sdk/registry"
 	"github.com/microhost/micro/sdk/schema"
+	"github.com/microhost/micro/sdk/transport"
 )
 
 // requestBody reads r's body within the size limit and returns the request
@@ -23,8 +23,8 @@ import (
 // no query or path parameters to add (the fast path), otherwise the body
 // decoded, completed with the query parameters it lacks and the path
 // parameters (which win), and encoded again in the same codec.
-func (st *state) requestBody(w http.ResponseWriter, r *http.Request, service, endpoint string, params []string) ([]byte, string, *errors.Error) {
-	body, e := st.readBody(w, r)
+func (st *state) requestBody(r *http.Request, service, endpoint string, params []string) ([]byte, string, *errors.Error) {
+	body, e := st.readBody(r)
 	if e != nil {
 		return nil, "", e
 	}
@@ -78,38 +78,22 @@ func (st *state) requestObject(r *http.Request, body []byte, service, endpoint s
 }
 
 // readBody reads the whole body, refusing more than Config.MaxBody bytes.
-func (st *state) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *errors.Error) {
+func (st *state) readBody(r *http.Request) ([]byte, *errors.Error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
 	limit := st.cfg.MaxBody
-	if r.ContentLength > limit {
-		return nil, tooLarge(r.ContentLength, limit)
-	}
-	if r.ContentLength >= 0 && r.ContentLength <= exactBodyLimit {
-		// The server stops the body at its declared length: read exactly that.
-		// A larger declared length is only a claim until its bytes arrive, so
-		// such a body grows with what is read instead.
-		body := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, errors.BadRequest("gateway", "reading the request body: %v", err)
-		}
-		return body, nil
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var mbe *http.MaxBytesError
+	body, err := transport.ReadBody(r.Body, r.ContentLength, limit)
 	switch {
-	case stderrors.As(err, &mbe):
+	case stderrors.Is(err, transport.ErrBodyTooLarge) && r.ContentLength > limit:
+		return nil, tooLarge(r.ContentLength, limit)
+	case stderrors.Is(err, transport.ErrBodyTooLarge):
 		return nil, tooLarge(-1, limit)
 	case err != nil:
 		return nil, errors.BadRequest("gateway", "reading the request body: %v", err)
 	}
 	return body, nil
 }
-
-// exactBodyLimit is the largest declared body length readBody allocates up
-// front.
-const exactBodyLimit = 64 << 10
 
 func tooLarge(n, limit int64) *errors.Error {
 	if n >= 0 {

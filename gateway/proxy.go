@@ -69,7 +69,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, e)
 		return
 	}
-	body, ct, e := st.requestBody(w, r, service, endpoint, h.bodyParams)
+	body, ct, e := st.requestBody(r, service, endpoint, h.bodyParams)
 	if e != nil {
 		writeError(w, r, e)
 		return

@@ -221,9 +221,10 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		detail, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 413 {
-			t.Fatalf("status %d", resp.StatusCode)
+		if resp.StatusCode != 413 || !strings.Contains(string(detail), "the request body is over the gateway's 1024 byte limit") {
+			t.Fatalf("status %d: %s", resp.StatusCode, detail)
 		}
 	})
 }

@@ -2,7 +2,7 @@ package transport
 
 import (
 	"bytes"
-	"fmt"
+	"errors"
 	"io"
 )
 
@@ -12,14 +12,21 @@ import (
 // process allocate megabytes by announcing them and sending nothing.
 const exactReadMax = 64 << 10
 
-// errTooLarge marks a body over the limit readSized was given.
-var errTooLarge = fmt.Errorf("body over the size limit")
+// ErrBodyTooLarge is ReadBody's error for a body over its size limit.
+var ErrBodyTooLarge = errors.New("body over the size limit")
 
-// readSized reads a body of declared length n (-1: unknown), at most max
-// bytes, into buf when n fits it (buf may be nil).
+// ReadBody reads a body of declared length n (-1: unknown) holding at most max
+// bytes. Only a declared length up to 64 KiB is allocated up front; a body
+// over max is ErrBodyTooLarge, one shorter than declared io.ErrUnexpectedEOF.
+func ReadBody(r io.Reader, n, max int64) ([]byte, error) {
+	return readSized(r, n, max, nil)
+}
+
+// readSized is ReadBody reading a body that fits exactReadMax into buf(n)
+// (buf may be nil).
 func readSized(r io.Reader, n, max int64, buf func(int) []byte) ([]byte, error) {
 	if n > max {
-		return nil, errTooLarge
+		return nil, ErrBodyTooLarge
 	}
 	if n >= 0 && n <= exactReadMax {
 		var b []byte
@@ -38,7 +45,7 @@ func readSized(r io.Reader, n, max int64, buf func(int) []byte) ([]byte, error) 
 		return nil, err
 	}
 	if int64(b.Len()) > max {
-		return nil, errTooLarge
+		return nil, ErrBodyTooLarge
 	}
 	if n >= 0 && int64(b.Len()) != n {
 		return nil, io.ErrUnexpectedEOF

@@ -11,7 +11,7 @@ import (
 	"testing/iotest"
 )
 
-func TestReadSized(t *testing.T) {
+func TestReadBody(t *testing.T) {
 	const max = 4 << 20
 	big := strings.Repeat("x", 100<<10)
 	cut := func(s string) io.Reader {
@@ -27,13 +27,13 @@ func TestReadSized(t *testing.T) {
 		{"declared, small", strings.NewReader("hello"), 5, "hello", nil},
 		{"declared, large", strings.NewReader(big), int64(len(big)), big, nil},
 		{"unknown length", strings.NewReader(big), -1, big, nil},
-		{"declared over the limit", strings.NewReader("x"), max + 1, "", errTooLarge},
-		{"unknown length over the limit", strings.NewReader(strings.Repeat("x", max+1)), -1, "", errTooLarge},
+		{"declared over the limit", strings.NewReader("x"), max + 1, "", ErrBodyTooLarge},
+		{"unknown length over the limit", strings.NewReader(strings.Repeat("x", max+1)), -1, "", ErrBodyTooLarge},
 		{"small, cut short", cut("hel"), 5, "", io.ErrUnexpectedEOF},
 		{"large, cut short", cut("hel"), 3 << 20, "", io.ErrUnexpectedEOF},
 		{"large, shorter than declared", strings.NewReader("hello"), 3 << 20, "", io.ErrUnexpectedEOF},
 	} {
-		got, err := readSized(tc.r, tc.n, max, nil)
+		got, err := ReadBody(tc.r, tc.n, max)
 		if !errors.Is(err, tc.err) || (err == nil && string(got) != tc.want) {
 			t.Errorf("%s: %d bytes, %v; want %d bytes, %v", tc.name, len(got), err, len(tc.want), tc.err)
 		}

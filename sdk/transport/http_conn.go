@@ -46,9 +46,9 @@ func (c *httpConn) Call(ctx context.Context, req *Message) (*Message, error) {
 	max := c.t.opts.maxBodyBytes
 	rbody, err := readSized(resp.Body, resp.ContentLength, max, nil)
 	switch {
-	case err == errTooLarge && resp.ContentLength > max:
+	case err == ErrBodyTooLarge && resp.ContentLength > max:
 		return nil, errors.BadGateway("", "response from %s of %d bytes is over the %d byte limit", c.addr, resp.ContentLength, max)
-	case err == errTooLarge:
+	case err == ErrBodyTooLarge:
 		return nil, errors.BadGateway("", "response from %s is over the %d byte limit", c.addr, max)
 	case err != nil:
 		return nil, fmt.Errorf("transport http: reading response from %s: %w", c.addr, err)

@@ -176,9 +176,9 @@ func (l *httpListener) readBody(w http.ResponseWriter, r *http.Request) ([]byte,
 	switch {
 	case stderrors.Is(err, os.ErrDeadlineExceeded):
 		return nil, errors.New("", http.StatusRequestTimeout, "the request body did not arrive within %s", l.opts.readBody)
-	case err == errTooLarge && r.ContentLength > max:
+	case err == ErrBodyTooLarge && r.ContentLength > max:
 		return nil, errors.PayloadTooLarge("", "request body of %d bytes is over the %d byte limit; send less or raise the transport's max body size", r.ContentLength, max)
-	case err == errTooLarge:
+	case err == ErrBodyTooLarge:
 		return nil, errors.PayloadTooLarge("", "request body is over the %d byte limit; send less or raise the transport's max body size", max)
 	case err != nil:
 		return nil, errors.BadRequest("", "reading the request body: %v", err)
