@@ -234,32 +234,15 @@ func (s *state) send(ctx context.Context, addr string, m *transport.Message) (*t
 	return conn.Call(ctx, m)
 }
 
-// pick chooses a node of service, avoiding nodes already tried and nodes the
-// transport found unhealthy, but taking any node rather than none.
+// pick chooses a node of service as client.SelectNode does: avoiding nodes
+// already tried and nodes the transport found unhealthy, but taking any node
+// rather than none.
 func (s *state) pick(ctx context.Context, service string, tried []string) (*registry.Node, registry.Done, error) {
 	services, e := s.resolve(ctx, service)
 	if e != nil {
 		return nil, nil, noNode(e)
 	}
-	exclude := tried
-	if hr, ok := s.transport.(transport.HealthReporter); ok {
-		for _, svc := range services {
-			for _, n := range svc.Nodes {
-				if !hr.Healthy(n.Address) {
-					exclude = append(exclude[:len(exclude):len(exclude)], n.ID)
-				}
-			}
-		}
-	}
-	var node *registry.Node
-	var done registry.Done
-	var err error
-	if len(exclude) > 0 {
-		node, done, err = s.selector.Select(services, registry.Exclude(exclude...))
-	}
-	if node == nil {
-		node, done, err = s.selector.Select(services)
-	}
+	node, done, err := client.SelectNode(s.selector, s.transport, services, tried)
 	if err != nil {
 		return nil, nil, noNode(errors.Unavailable("gateway", "no node of %s can take the call: %v", service, err))
 	}

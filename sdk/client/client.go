@@ -202,9 +202,8 @@ func (c *Client) header(ctx context.Context, req *Request, co *callOptions) map[
 	return h
 }
 
-// pick chooses a node: the fixed address, or one from the cache via the selector,
-// preferring nodes not tried yet and not found down by the transport's health
-// checks, but falling back to any node rather than none.
+// pick chooses a node: the fixed address, or one from the cache as SelectNode
+// chooses it.
 func (c *Client) pick(ctx context.Context, service string, co *callOptions, tried []string) (*registry.Node, registry.Done, []*registry.Service, error) {
 	if co.address != "" {
 		return &registry.Node{ID: co.address, Address: co.address}, noopDone, nil, nil
@@ -222,20 +221,7 @@ func (c *Client) pick(ctx context.Context, service string, co *callOptions, trie
 		}
 		return nil, nil, nil, notSent(errors.Unavailable(service, "looking up %s: %v", service, err))
 	}
-	filters := co.filters
-	exclude := tried
-	if hr, ok := c.opts.transport.(transport.HealthReporter); ok {
-		exclude = appendUnhealthy(exclude, services, hr)
-	}
-	if len(exclude) > 0 {
-		filters = append(filters[:len(filters):len(filters)], registry.Exclude(exclude...))
-	}
-	node, done, err := c.opts.selector.Select(services, filters...)
-	if err != nil && len(exclude) > 0 {
-		// Every other node was tried or failed its health check: a node that is
-		// known to be there beats none, so try again among all of them.
-		node, done, err = c.opts.selector.Select(services, co.filters...)
-	}
+	node, done, err := SelectNode(c.opts.selector, c.opts.transport, services, tried, co.filters...)
 	if err != nil {
 		return nil, nil, nil, notSent(errors.Unavailable(service, "no node of %s can take the call: %v", service, err))
 	}
@@ -244,17 +230,6 @@ func (c *Client) pick(ctx context.Context, service string, co *callOptions, trie
 
 // notSent marks e as a failure before the call left this process.
 func notSent(e *errors.Error) error { return fmt.Errorf("%w: %w", transport.ErrNotSent, e) }
-
-func appendUnhealthy(exclude []string, services []*registry.Service, hr transport.HealthReporter) []string {
-	for _, s := range services {
-		for _, n := range s.Nodes {
-			if !hr.Healthy(n.Address) {
-				exclude = append(exclude[:len(exclude):len(exclude)], n.ID)
-			}
-		}
-	}
-	return exclude
-}
 
 func noopDone(error) {}
 
