@@ -63,6 +63,13 @@ type SubscribeOptions struct {
 	// Concurrency is how many handlers of this subscription may run at once
 	// (0: one, which keeps deliveries in order; more trades order for throughput).
 	Concurrency int
+	// SubscriptionID names the subscription across re-subscriptions, such as the
+	// host re-opening it after a broker plugin restarted: a broker that keeps
+	// per-subscriber state on its server (a durable consumer) resumes the state
+	// of that id, so messages stored meanwhile still arrive. Each live
+	// subscription needs its own; empty means a fresh identity, and the host's
+	// plugin adapter picks a random one. In-process brokers ignore it.
+	SubscriptionID string
 }
 
 // SubscribeOption sets a SubscribeOptions field.
@@ -82,6 +89,12 @@ func MaxAttempts(n int) SubscribeOption { return func(o *SubscribeOptions) { o.M
 
 // Concurrency sets how many handlers of the subscription may run at once.
 func Concurrency(n int) SubscribeOption { return func(o *SubscribeOptions) { o.Concurrency = n } }
+
+// SubscriptionID sets the identity a re-subscription resumes (see
+// SubscribeOptions.SubscriptionID).
+func SubscriptionID(id string) SubscribeOption {
+	return func(o *SubscribeOptions) { o.SubscriptionID = id }
+}
 
 // NewSubscribeOptions applies opts over the defaults (AutoAck on).
 func NewSubscribeOptions(opts ...SubscribeOption) SubscribeOptions {

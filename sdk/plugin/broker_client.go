@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"crypto/rand"
 	stderrors "errors"
 	"fmt"
 	"io"
@@ -49,8 +50,10 @@ var _ broker.Broker = (*brokerClient)(nil)
 // 503 error while the plugin is down. Subscriptions survive restarts: a broken
 // Subscribe stream is re-opened, and its SubscribeRequest re-sent, as soon as conn
 // reports the restart (or after a capped backoff), until Unsubscribe, Close or
-// conn.Stopped. Messages published while no stream is open are the plugin's to
-// keep or lose, as its backend allows.
+// conn.Stopped. Every stream of one subscription carries the same subscription
+// id (the caller's broker.SubscriptionID, or a random one), so a plugin whose
+// backend keeps per-subscriber state resumes it; messages published while no
+// stream is open are the plugin's to keep or lose, as its backend allows.
 func NewBrokerClient(name string, conn Conn) broker.Broker {
 	return &brokerClient{
 		name: name,
@@ -110,6 +113,11 @@ func (c *brokerClient) Subscribe(ctx context.Context, topic string, h broker.Han
 		return nil, err
 	}
 	o := broker.NewSubscribeOptions(opts...)
+	if o.SubscriptionID == "" {
+		// One identity for every stream this subscription opens, so the plugin
+		// resumes its state after a restart instead of starting afresh.
+		o.SubscriptionID = rand.Text()
+	}
 	switch {
 	case h == nil:
 		return nil, fmt.Errorf("broker %s: subscribe to %q: the handler is nil", c.name, topic)

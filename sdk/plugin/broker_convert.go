@@ -27,11 +27,12 @@ func brokerMessageFromProto(p *pluginv1.Message) *broker.Message {
 // subscribeRequest builds the request that opens a subscription on the plugin.
 func subscribeRequest(topic string, o broker.SubscribeOptions) *pluginv1.SubscribeRequest {
 	return &pluginv1.SubscribeRequest{
-		Topic:       topic,
-		Queue:       o.Queue,
-		Buffer:      saturatedInt32(o.Buffer),
-		MaxAttempts: saturatedInt32(o.MaxAttempts),
-		Concurrency: saturatedInt32(o.Concurrency),
+		Topic:          topic,
+		Queue:          o.Queue,
+		Buffer:         saturatedInt32(o.Buffer),
+		MaxAttempts:    saturatedInt32(o.MaxAttempts),
+		Concurrency:    saturatedInt32(o.Concurrency),
+		SubscriptionId: o.SubscriptionID,
 	}
 }
 
@@ -46,6 +47,9 @@ func subscribeOptions(req *pluginv1.SubscribeRequest) []broker.SubscribeOption {
 	}
 	if q := req.GetQueue(); q != "" {
 		opts = append(opts, broker.Queue(q))
+	}
+	if id := req.GetSubscriptionId(); id != "" { // older hosts send none
+		opts = append(opts, broker.SubscriptionID(id))
 	}
 	return opts
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	stderrors "errors"
 	"fmt"
+	"io"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/microhost/micro/sdk/broker"
 	"github.com/microhost/micro/sdk/errors"
 	"github.com/microhost/micro/sdk/plugin"
+	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
 	"github.com/microhost/micro/sdk/registry"
 )
 
@@ -208,4 +211,117 @@ func TestAdapterResubscribeWithoutRestartSignal(t *testing.T) {
 			return false
 		}
 	})
+}
+
+// subscribed is what a broker was asked to subscribe: the topic and the
+// subscription id.
+type subscribed struct{ topic, id string }
+
+// subscribeRecorder is a broker that reports the topic and subscription id of
+// every Subscribe it serves.
+type subscribeRecorder struct {
+	broker.Broker
+	subscribes chan subscribed
+}
+
+// newSubscribeRecorder records the subscribes of a memory broker closed at cleanup.
+func newSubscribeRecorder(t *testing.T) *subscribeRecorder {
+	return &subscribeRecorder{Broker: newMemoryBroker(t), subscribes: make(chan subscribed, 16)}
+}
+
+// Subscribe records the topic and id, then subscribes.
+func (r *subscribeRecorder) Subscribe(ctx context.Context, topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscription, error) {
+	r.subscribes <- subscribed{topic: topic, id: broker.NewSubscribeOptions(opts...).SubscriptionID}
+	return r.Broker.Subscribe(ctx, topic, h, opts...)
+}
+
+// TestAdapterResubscribeKeepsSubscriptionID checks every Subscribe sends a
+// subscription id of its own (the caller's, when it gave one) and re-opening the
+// subscriptions on a restarted plugin sends each one's id again, so a plugin
+// can resume what it kept for them.
+func TestAdapterResubscribeKeepsSubscriptionID(t *testing.T) {
+	ctx := testCtx(t)
+	recA := newSubscribeRecorder(t)
+	a := startAdapterServer(t, nil, recA)
+	conn := newRestartConn(a.cc)
+	brk := plugin.NewBrokerClient("test-plugin", conn)
+	t.Cleanup(func() { _ = brk.Close() })
+
+	noop := func(context.Context, broker.Delivery) error { return nil }
+	subscribes := [][]broker.SubscribeOption{
+		nil,
+		nil, // the same topic again: another subscription, another id
+		{broker.SubscriptionID("mailer")},
+	}
+	onA := map[subscribed]bool{}
+	for i, opts := range subscribes {
+		if _, err := brk.Subscribe(ctx, "orders.placed", noop, opts...); err != nil {
+			t.Fatal(err)
+		}
+		s := receive(t, recA.subscribes, fmt.Sprintf("subscription %d on A", i))
+		if s.id == "" || onA[s] {
+			t.Fatalf("subscription %d reached the plugin with id %q; want one no other subscription has (so far: %v)", i, s.id, onA)
+		}
+		onA[s] = true
+	}
+	if !onA[subscribed{topic: "orders.placed", id: "mailer"}] {
+		t.Fatalf("the caller's SubscriptionID did not reach the plugin as given: %v", onA)
+	}
+
+	// Plugin A crashes; plugin B starts and the supervisor announces it.
+	conn.down()
+	a.stop()
+	recB := newSubscribeRecorder(t)
+	b := startAdapterServer(t, nil, recB)
+	conn.up(b.cc)
+
+	onB := map[subscribed]bool{}
+	for i := range subscribes {
+		onB[receive(t, recB.subscribes, fmt.Sprintf("re-subscription %d on B", i))] = true
+	}
+	if !reflect.DeepEqual(onB, onA) {
+		t.Fatalf("re-subscriptions on B = %v, want the same ids as on A: %v", onB, onA)
+	}
+}
+
+// TestAdapterSubscribeWithoutSubscriptionID plays a host from before
+// subscription ids: its SubscribeRequest carries none, and the plugin still
+// subscribes and delivers.
+func TestAdapterSubscribeWithoutSubscriptionID(t *testing.T) {
+	ctx := testCtx(t)
+	rec := newSubscribeRecorder(t)
+	s := startAdapterServer(t, nil, rec)
+	stream, err := pluginv1.NewBrokerClient(s.cc).Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pluginv1.SubscribeClientMessage{Msg: &pluginv1.SubscribeClientMessage_Subscribe{
+		Subscribe: &pluginv1.SubscribeRequest{Topic: "legacy"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if md, err := stream.Header(); err != nil || md == nil {
+		t.Fatalf("the subscription without an id did not go live: %v", err)
+	}
+	if got := receive(t, rec.subscribes, "the subscribe"); got != (subscribed{topic: "legacy"}) {
+		t.Fatalf("the broker was asked for %+v, want topic legacy and no subscription id", got)
+	}
+	if err := rec.Publish(ctx, "legacy", &broker.Message{Body: []byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := stream.Recv()
+	if err != nil || string(d.GetMessage().GetBody()) != "hi" {
+		t.Fatalf("delivery = %v, %v; want hi", d, err)
+	}
+	if err := stream.Send(&pluginv1.SubscribeClientMessage{Msg: &pluginv1.SubscribeClientMessage_Settle{
+		Settle: &pluginv1.Settle{DeliveryId: d.GetId(), Ack: true},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Fatalf("after CloseSend the stream ended with %v, want io.EOF", err)
+	}
 }

@@ -1524,14 +1524,19 @@ func (x *PublishAckBatch) GetOk() []uint64 {
 }
 
 type SubscribeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Queue         string                 `protobuf:"bytes,2,opt,name=queue,proto3" json:"queue,omitempty"`
-	Buffer        int32                  `protobuf:"varint,3,opt,name=buffer,proto3" json:"buffer,omitempty"`
-	MaxAttempts   int32                  `protobuf:"varint,4,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
-	Concurrency   int32                  `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Topic       string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Queue       string                 `protobuf:"bytes,2,opt,name=queue,proto3" json:"queue,omitempty"`
+	Buffer      int32                  `protobuf:"varint,3,opt,name=buffer,proto3" json:"buffer,omitempty"`
+	MaxAttempts int32                  `protobuf:"varint,4,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	Concurrency int32                  `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	// subscription_id names this subscription across its re-subscriptions: the
+	// host sends the same id each time it re-opens the stream (after a plugin
+	// restart), so a broker keeping per-subscriber state on its server (a durable
+	// consumer) resumes it. Empty (older hosts): a fresh identity each time.
+	SubscriptionId string `protobuf:"bytes,6,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
@@ -1597,6 +1602,13 @@ func (x *SubscribeRequest) GetConcurrency() int32 {
 		return x.Concurrency
 	}
 	return 0
+}
+
+func (x *SubscribeRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
 }
 
 type Settle struct {
@@ -3232,13 +3244,14 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\tR\x05error\"R\n" +
 	"\x0fPublishAckBatch\x12/\n" +
 	"\x04acks\x18\x01 \x03(\v2\x1b.micro.plugin.v1.PublishAckR\x04acks\x12\x0e\n" +
-	"\x02ok\x18\x02 \x03(\x04R\x02ok\"\x9b\x01\n" +
+	"\x02ok\x18\x02 \x03(\x04R\x02ok\"\xc4\x01\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05queue\x18\x02 \x01(\tR\x05queue\x12\x16\n" +
 	"\x06buffer\x18\x03 \x01(\x05R\x06buffer\x12!\n" +
 	"\fmax_attempts\x18\x04 \x01(\x05R\vmaxAttempts\x12 \n" +
-	"\vconcurrency\x18\x05 \x01(\x05R\vconcurrency\";\n" +
+	"\vconcurrency\x18\x05 \x01(\x05R\vconcurrency\x12'\n" +
+	"\x0fsubscription_id\x18\x06 \x01(\tR\x0esubscriptionId\";\n" +
 	"\x06Settle\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\x04R\n" +
 	"deliveryId\x12\x10\n" +
