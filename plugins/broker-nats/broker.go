@@ -25,13 +25,19 @@ var errNotConfigured = errors.New("broker nats: not configured; the host calls C
 //
 // JetStream mode is at-least-once: a stream stores the configured subjects,
 // Publish waits for the server's ack, each subscription reads through its own
-// durable consumer (a queue group shares one, named after the group), Ack acks,
-// Nack (a handler error with AutoAck, or a delivery left unsettled) naks for an
-// immediate redelivery, Attempt is the consumer's delivery count and
-// MaxAttempts is the consumer's MaxDeliver.
+// durable consumer (a queue group shares one, named after the group; a plain
+// subscription's is named after its SubscriptionID when it has one, so the
+// host's re-subscription after a plugin crash resumes it and gets what was
+// stored meanwhile), Ack acks, Nack (a handler error with AutoAck, or a delivery
+// left unsettled) naks for an immediate redelivery, Attempt is the consumer's
+// delivery count and MaxAttempts is the consumer's MaxDeliver. Unsubscribe
+// deletes a plain subscription's consumer; a crash leaves it to
+// InactiveThreshold.
 //
 // The connection reconnects forever by default and buffers publishes made while
-// it is away (reconnect.buffer_bytes); JetStream consumers resume by themselves.
+// it is away (reconnect.buffer_bytes); JetStream consumers resume by themselves,
+// and one the server deleted meanwhile (InactiveThreshold, an operator) is made
+// again.
 type natsBroker struct {
 	onError func(topic string, err error)
 

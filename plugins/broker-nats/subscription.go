@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -28,9 +29,13 @@ type subscription struct {
 	maxDeliver int           // deliveries allowed per message; -1 unlimited
 	slots      chan struct{} // nil: handlers run one at a time on the delivery goroutine
 
-	mu      sync.Mutex // guards stopped and wg.Add
-	stopped bool
-	wg      sync.WaitGroup // handlers in flight
+	mu             sync.Mutex // guards the fields below and wg.Add
+	stopped        bool
+	consuming      jetstream.ConsumeContext // the JetStream consume loop; nil in core mode
+	restoring      bool                     // restore is running
+	restoreAgain   bool                     // a consume error came while restore ran: it runs once more
+	restoreDeleted bool                     // ... and said the consumer was deleted
+	wg             sync.WaitGroup           // handlers in flight, and restore
 
 	stop    func() // stops the NATS subscription or the consume loop
 	cleanup func() // removes what Subscribe created on the server, if anything
@@ -102,38 +107,42 @@ func flush(ctx context.Context, nc *nats.Conn, timeout time.Duration) error {
 	return nc.FlushWithContext(ctx)
 }
 
-// startJetStream creates (or, for a queue group, joins) a durable consumer of
-// the stream filtered on the topic, delivering only messages stored from now
-// on, and starts consuming it.
+// startJetStream creates the subscription's durable consumer of the stream,
+// filtered on the topic and delivering only messages stored from now on, or
+// joins it when it exists: a queue group's, or a plain subscription's resumed
+// under its SubscriptionID, which then delivers what was stored meanwhile and
+// redelivers what was left unacked. Then it starts consuming it.
 func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStream, o options) error {
 	s.maxDeliver = o.maxDeliver
 	if s.opts.MaxAttempts > 0 {
 		s.maxDeliver = s.opts.MaxAttempts
 	}
-	name := consumerName(s.topic, s.opts.Queue)
-	cctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	cons, err := js.CreateOrUpdateConsumer(cctx, o.stream, jetstream.ConsumerConfig{
-		Durable:           name,
+	c := &jsConsumer{js: js, o: o, cfg: jetstream.ConsumerConfig{
+		Durable:           consumerName(s.topic, s.opts.Queue, s.opts.SubscriptionID),
 		FilterSubject:     s.topic,
 		AckPolicy:         jetstream.AckExplicitPolicy,
-		DeliverPolicy:     jetstream.DeliverNewPolicy,
+		DeliverPolicy:     jetstream.DeliverNewPolicy, // on creation only: a resumed consumer keeps its place
 		MaxDeliver:        s.maxDeliver,
 		AckWait:           o.ackWait,
 		InactiveThreshold: o.inactiveThreshold,
-	})
-	if err != nil {
-		return fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w (does jetstream.subjects %v cover the topic?)", s, name, o.stream, err, o.subjects)
-	}
-	var consumeOpts []jetstream.PullConsumeOpt
+	}}
 	if s.opts.Buffer > 0 {
-		consumeOpts = append(consumeOpts, jetstream.PullMaxMessages(s.opts.Buffer))
+		c.consumeOpts = append(c.consumeOpts, jetstream.PullMaxMessages(s.opts.Buffer))
 	}
-	cc, err := cons.Consume(s.consumeJS, consumeOpts...)
+	c.consumeOpts = append(c.consumeOpts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		s.consumeFailed(c, err)
+	}))
+	cc, err := s.consume(ctx, c)
 	if err != nil {
-		return fmt.Errorf("broker nats: %s: consume %s: %w", s, name, err)
+		return err
 	}
+	s.mu.Lock()
+	s.consuming = cc
+	s.mu.Unlock()
 	s.stop = func() {
+		s.mu.Lock()
+		cc := s.consuming
+		s.mu.Unlock()
 		// Drain, not Stop: the messages already fetched still reach dispatch,
 		// which naks them, so the server redelivers them at once (to another
 		// member, for a queue group) instead of after the ack wait.
@@ -150,10 +159,119 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 			}
 			dctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 			defer cancel()
-			_ = js.DeleteConsumer(dctx, o.stream, name)
+			_ = js.DeleteConsumer(dctx, o.stream, c.cfg.Durable)
 		}
 	}
 	return nil
+}
+
+// jsConsumer is the durable consumer a JetStream subscription reads through,
+// and what it takes to make and consume it again.
+type jsConsumer struct {
+	js          jetstream.JetStream
+	o           options
+	cfg         jetstream.ConsumerConfig
+	consumeOpts []jetstream.PullConsumeOpt
+}
+
+// consume creates or updates c's consumer on the server and starts consuming it.
+func (s *subscription) consume(ctx context.Context, c *jsConsumer) (jetstream.ConsumeContext, error) {
+	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
+	defer cancel()
+	cons, err := c.js.CreateOrUpdateConsumer(cctx, c.o.stream, c.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w (does jetstream.subjects %v cover the topic?)",
+			s, c.cfg.Durable, c.o.stream, err, c.o.subjects)
+	}
+	cc, err := cons.Consume(s.consumeJS, c.consumeOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("broker nats: %s: consume %s: %w", s, c.cfg.Durable, err)
+	}
+	return cc, nil
+}
+
+// consumeFailed hears the consume loop's errors. When the server deletes the
+// consumer (InactiveThreshold passed while the connection was away, or an
+// operator deleted it), the loop ends, or its pulls go unanswered; restore then
+// makes the consumer again rather than leave the subscription silent.
+func (s *subscription) consumeFailed(c *jsConsumer, err error) {
+	deleted := errors.Is(err, jetstream.ErrConsumerDeleted)
+	if !deleted && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+	case s.restoring:
+		s.restoreAgain = true
+		s.restoreDeleted = s.restoreDeleted || deleted
+	default:
+		s.restoring = true
+		s.wg.Add(1)
+		go s.restore(c, deleted)
+	}
+}
+
+// restore runs restoreConsumer, again as long as consume errors came meanwhile.
+func (s *subscription) restore(c *jsConsumer, deleted bool) {
+	defer s.wg.Done()
+	for {
+		s.restoreConsumer(c, deleted)
+		s.mu.Lock()
+		again := s.restoreAgain && !s.stopped
+		deleted = s.restoreDeleted
+		s.restoreAgain, s.restoreDeleted, s.restoring = false, false, again
+		s.mu.Unlock()
+		if !again {
+			return
+		}
+	}
+}
+
+// restoreConsumer re-creates c's consumer and consumes it in place of the
+// current loop, retrying every reconnect wait until it succeeds or the
+// subscription stops. Unless the server said the consumer was deleted, it
+// first checks the consumer is really gone (an unanswered pull may have other
+// causes) and leaves the loop alone when it is not. Messages stored while no
+// consumer existed are not delivered: a new consumer starts with the messages
+// stored after it.
+func (s *subscription) restoreConsumer(c *jsConsumer, deleted bool) {
+	for {
+		if !deleted {
+			ctx, cancel := context.WithTimeout(s.ctx, c.o.timeout)
+			_, err := c.js.Consumer(ctx, c.o.stream, c.cfg.Durable)
+			cancel()
+			if err == nil {
+				return
+			}
+			deleted = errors.Is(err, jetstream.ErrConsumerNotFound)
+		}
+		if deleted {
+			if cc, err := s.consume(s.ctx, c); err == nil {
+				s.replaceConsuming(cc)
+				return
+			}
+		}
+		t := time.NewTimer(c.o.reconnectWait)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// replaceConsuming makes cc the consume loop and stops the one it replaces;
+// once the subscription has stopped, it stops cc instead.
+func (s *subscription) replaceConsuming(cc jetstream.ConsumeContext) {
+	s.mu.Lock()
+	if !s.stopped {
+		cc, s.consuming = s.consuming, cc
+	}
+	s.mu.Unlock()
+	cc.Stop()
 }
 
 // consumeJS turns one JetStream message into a delivery.
@@ -169,17 +287,28 @@ func (s *subscription) consumeJS(m jetstream.Msg) {
 
 // consumerName is the durable consumer of a subscription: after the queue
 // group for a group (plus a hash of the topic, so one group name may serve
-// several topics), unique otherwise. A queue name that had to be sanitized also
-// gets a hash of itself, so "a.b" and "a_b" stay two groups.
-func consumerName(topic, queue string) string {
-	if queue == "" {
-		return "micro-sub-" + nuid.Next()
+// several topics), after the subscription id for a plain subscription that has
+// one (plus the same hash), so a re-subscription under that id resumes it, and
+// unique otherwise. A name that had to be sanitized also gets a hash of itself,
+// so "a.b" and "a_b" stay apart.
+func consumerName(topic, queue, subscriptionID string) string {
+	switch {
+	case queue != "":
+		return fmt.Sprintf("micro-queue-%s-%08x", safeName(queue), fnv32(topic))
+	case subscriptionID != "":
+		return fmt.Sprintf("micro-sub-%s-%08x", safeName(subscriptionID), fnv32(topic))
 	}
-	group := sanitize(queue)
-	if group != queue {
-		group = fmt.Sprintf("%s-%08x", group, fnv32(queue))
+	return "micro-sub-" + nuid.Next()
+}
+
+// safeName is s fit for a consumer name: sanitized, plus a hash of s when
+// sanitizing changed it.
+func safeName(s string) string {
+	safe := sanitize(s)
+	if safe != s {
+		safe = fmt.Sprintf("%s-%08x", safe, fnv32(s))
 	}
-	return fmt.Sprintf("micro-queue-%s-%08x", group, fnv32(topic))
+	return safe
 }
 
 // fnv32 is the FNV-1a hash of s.
