@@ -166,22 +166,44 @@ func (t *HTTP) Dial(ctx context.Context, addr string) (Conn, error) {
 		return nil, ErrClosed
 	default:
 	}
-	if v, ok := t.pools.Load(addr); ok {
-		return v.(*httpConn), nil
-	}
-	perConn := 1
-	if t.opts.http2 {
-		perConn = h2StreamsPerConn
-	}
-	c := &httpConn{t: t, addr: addr, pool: newPool(addr, t.opts.pool, perConn)}
-	v, _ := t.pools.LoadOrStore(addr, c)
+	c := t.live(addr)
 	if t.opts.healthInterval > 0 {
 		t.healthOnce.Do(func() {
 			t.workers.Add(1)
 			go t.healthLoop()
 		})
 	}
-	return v.(*httpConn), nil
+	return c, nil
+}
+
+// live returns addr's connection with its current pool, making one when there is
+// none or the one kept was retired: an address has one pool that admits calls.
+func (t *HTTP) live(addr string) *httpConn {
+	for {
+		v, ok := t.pools.Load(addr)
+		if !ok {
+			perConn := 1
+			if t.opts.http2 {
+				perConn = h2StreamsPerConn
+			}
+			v, _ = t.pools.LoadOrStore(addr, &httpConn{t: t, addr: addr, pool: newPool(addr, t.opts.pool, perConn)})
+		}
+		c := v.(*httpConn)
+		if !c.pool.isRetired() {
+			return c
+		}
+		t.pools.CompareAndDelete(addr, c)
+	}
+}
+
+// forget drops c's pool if no call holds or waits for a slot in it; a pool in
+// use is kept, so a call never finds its pool gone and a second one made.
+func (t *HTTP) forget(c *httpConn) bool {
+	if !c.pool.retire() {
+		return false
+	}
+	t.pools.CompareAndDelete(c.addr, c)
+	return true
 }
 
 // Healthy reports the last background health check of addr; unknown addresses are
@@ -198,7 +220,9 @@ func (t *HTTP) Healthy(addr string) bool {
 func (t *HTTP) Stats() []PoolStats {
 	var out []PoolStats
 	t.pools.Range(func(_, v any) bool {
-		out = append(out, v.(*httpConn).pool.stats())
+		if p := v.(*httpConn).pool; !p.isRetired() {
+			out = append(out, p.stats())
+		}
 		return true
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
@@ -215,7 +239,7 @@ func (t *HTTP) Close() error {
 }
 
 // healthLoop checks every pooled address in the background so that no call ever
-// waits on a health check; pools unused for long are forgotten.
+// waits on a health check; pools unused for long, with no call in them, are forgotten.
 func (t *HTTP) healthLoop() {
 	defer t.workers.Done()
 	tick := time.NewTicker(t.opts.healthInterval)
@@ -227,10 +251,9 @@ func (t *HTTP) healthLoop() {
 		case <-tick.C:
 		}
 		forgetBefore := time.Now().Add(-2 * t.opts.pool.IdleTimeout).UnixNano()
-		t.pools.Range(func(k, v any) bool {
+		t.pools.Range(func(_, v any) bool {
 			c := v.(*httpConn)
-			if c.pool.inUse.Load() == 0 && c.pool.lastUsed.Load() < forgetBefore {
-				t.pools.Delete(k)
+			if c.pool.lastUsed.Load() < forgetBefore && t.forget(c) {
 				return true
 			}
 			c.pool.healthy.Store(t.check(c.addr))

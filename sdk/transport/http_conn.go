@@ -17,7 +17,8 @@ import (
 )
 
 // httpConn calls one address through the transport's shared round trippers,
-// bounded and measured by its pool.
+// bounded and measured by its pool. Once that pool is retired, calls go through
+// the address's current pool instead.
 type httpConn struct {
 	t    *HTTP
 	addr string
@@ -26,10 +27,11 @@ type httpConn struct {
 
 // Call posts req to /{endpoint} and returns the response.
 func (c *httpConn) Call(ctx context.Context, req *Message) (*Message, error) {
-	if err := c.pool.acquire(ctx); err != nil {
+	p, err := c.acquire(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer c.pool.release()
+	defer p.release()
 
 	hreq := c.newRequest(ctx, req.Header)
 	hreq.Body = io.NopCloser(bytes.NewReader(req.Body))
@@ -58,7 +60,8 @@ func (c *httpConn) Call(ctx context.Context, req *Message) (*Message, error) {
 
 // Stream opens a bidirectional stream over HTTP/2.
 func (c *httpConn) Stream(ctx context.Context, header map[string]string) (Stream, error) {
-	if err := c.pool.acquire(ctx); err != nil {
+	p, err := c.acquire(ctx)
+	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -71,14 +74,14 @@ func (c *httpConn) Stream(ctx context.Context, header map[string]string) (Stream
 	resp, err := c.t.streams.RoundTrip(hreq)
 	if err != nil {
 		cancel()
-		c.pool.release()
+		p.release()
 		pw.Close()
 		return nil, c.wrapErr(ctx, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		defer cancel()
-		defer c.pool.release()
+		defer p.release()
 		pw.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, c.t.opts.maxBodyBytes))
 		return nil, decodeErrorBody(resp.StatusCode, b)
@@ -86,13 +89,27 @@ func (c *httpConn) Stream(ctx context.Context, header map[string]string) (Stream
 	// While the request body is open, the round tripper waits on it and does not
 	// watch ctx: ending the body when ctx ends is what ends the stream.
 	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
-	return &clientStream{send: pw, recv: resp.Body, max: c.t.opts.maxBodyBytes, cancel: cancel, release: c.pool.release}, nil
+	return &clientStream{send: pw, recv: resp.Body, max: c.t.opts.maxBodyBytes, cancel: cancel, release: p.release}, nil
 }
 
-// Close forgets this address's pool. Its idle connections are shared with the
-// transport's other addresses and close after the pool's idle timeout.
+// acquire takes a call slot in the address's live pool: c's own, or the one that
+// replaced it after it was retired.
+func (c *httpConn) acquire(ctx context.Context) (*pool, error) {
+	p := c.pool
+	for {
+		err := p.acquire(ctx)
+		if !stderrors.Is(err, errRetired) {
+			return p, err
+		}
+		p = c.t.live(c.addr).pool
+	}
+}
+
+// Close forgets this address's pool unless a call is in it (the health loop
+// forgets it once idle). Its idle connections are shared with the transport's
+// other addresses and close after the pool's idle timeout.
 func (c *httpConn) Close() error {
-	c.t.pools.Delete(c.addr)
+	c.t.forget(c)
 	return nil
 }
 

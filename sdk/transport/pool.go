@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	stderrors "errors"
 	"fmt"
 	"net"
 	"sync"
@@ -24,6 +25,14 @@ type PoolStats struct {
 	Healthy  bool          // result of the last background health check
 }
 
+// retired is set in a pool's users count when the pool is forgotten. A pool is
+// retired only while no call is in it, and a retired pool admits no call, so an
+// address never has two pools with calls in them.
+const retired = 1 << 62
+
+// errRetired sends a call on to its address's current pool.
+var errRetired = stderrors.New("transport: pool retired")
+
 // pool bounds and measures the calls and connections to one address.
 type pool struct {
 	addr        string
@@ -31,6 +40,7 @@ type pool struct {
 	waitTimeout time.Duration
 	perConn     int // calls one connection carries at once (1 for HTTP/1.1)
 
+	users    atomic.Int64 // calls holding or waiting for a slot, plus retired once forgotten
 	open     atomic.Int64
 	inUse    atomic.Int64
 	waits    atomic.Int64
@@ -53,7 +63,12 @@ func newPool(addr string, o PoolOptions, perConn int) *pool {
 }
 
 // acquire takes a call slot, waiting at most the pool's wait timeout (or ctx).
+// It returns errRetired, having waited for nothing, once the pool is retired.
 func (p *pool) acquire(ctx context.Context) error {
+	if p.users.Add(1)&retired != 0 {
+		p.users.Add(-1)
+		return errRetired
+	}
 	select {
 	case p.slots <- struct{}{}:
 		p.inUse.Add(1)
@@ -71,9 +86,11 @@ func (p *pool) acquire(ctx context.Context) error {
 		return nil
 	case <-timer.C:
 		p.timeouts.Add(1)
+		p.users.Add(-1)
 		return fmt.Errorf("%w: %w", ErrNotSent, errors.Unavailable("", "connection pool for %s is exhausted: %d calls in flight, waited %s; raise the pool's max_open or add instances", p.addr, cap(p.slots), p.waitTimeout))
 	case <-ctx.Done():
 		p.timeouts.Add(1)
+		p.users.Add(-1)
 		return fmt.Errorf("%w: waiting for a connection to %s: %w", ErrNotSent, p.addr, ctx.Err())
 	}
 }
@@ -83,7 +100,15 @@ func (p *pool) release() {
 	p.inUse.Add(-1)
 	p.lastUsed.Store(time.Now().UnixNano())
 	<-p.slots
+	p.users.Add(-1)
 }
+
+// retire marks the pool forgotten if no call holds or waits for a slot in it,
+// and reports whether it did.
+func (p *pool) retire() bool { return p.users.CompareAndSwap(0, retired) }
+
+// isRetired reports whether the pool was forgotten.
+func (p *pool) isRetired() bool { return p.users.Load()&retired != 0 }
 
 func (p *pool) stats() PoolStats {
 	open := int(p.open.Load())

@@ -608,3 +608,109 @@ func TestStreamHandlerReturnsWhileASendIsStuck(t *testing.T) {
 		})
 	}
 }
+
+// forgetQuickly makes the health loop forget an idle address's pool within a few
+// milliseconds, so tests can race calls against it.
+var forgetQuickly = []transport.HTTPOption{
+	transport.HealthInterval(time.Millisecond),
+	transport.Pool(transport.PoolOptions{MaxOpen: 1, IdleTimeout: time.Millisecond, WaitTimeout: 30 * time.Second}),
+}
+
+// TestForgottenPoolIsNotDoubled holds a Conn whose pool the health loop forgot and
+// calls through it while fresh Dials make a new pool: the address still admits no
+// more calls than one pool's cap.
+func TestForgottenPoolIsNotDoubled(t *testing.T) {
+	const limit = 100 // h2: MaxOpen 1 × 100 streams
+	h := &echo{release: make(chan struct{})}
+	ln := serve(t, newHTTP(t), h)
+	cli := newHTTP(t, append([]transport.HTTPOption{transport.HTTP2(true)}, forgetQuickly...)...)
+	stale, err := cli.Dial(context.Background(), ln.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(cli.Stats()) == 0 }, "the idle pool forgotten")
+
+	var wg sync.WaitGroup
+	for i := 0; i < 2*limit; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			conn := stale
+			if i%2 == 1 {
+				c, err := cli.Dial(context.Background(), ln.Addr())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				conn = c
+			}
+			if _, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}}); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	waiting := func() (n int64) {
+		for _, s := range cli.Stats() {
+			n += s.Waits
+		}
+		return n
+	}
+	waitFor(t, func() bool { return h.inFlight.Load() > limit || h.inFlight.Load()+waiting() == 2*limit }, "every call in flight or waiting")
+	if n := h.inFlight.Load(); n > limit {
+		t.Errorf("server saw %d calls at once, the address's pool allows %d", n, limit)
+	}
+	if st := cli.Stats(); len(st) != 1 || st[0].InUse != limit {
+		t.Errorf("stats while saturated = %+v, want one pool with %d in use", st, limit)
+	}
+	close(h.release)
+	wg.Wait()
+}
+
+// TestPoolChurnUnderLoad races Dials and Calls against the health loop forgetting
+// and re-creating the address's pool: no call fails and the cap holds.
+func TestPoolChurnUnderLoad(t *testing.T) {
+	const workers, calls, rounds = 8, 20, 5
+	h := &echo{}
+	ln := serve(t, newHTTP(t), h)
+	cli := newHTTP(t, forgetQuickly...)
+	for round := 0; round < rounds; round++ {
+		held := make([]transport.Conn, workers)
+		for w := range held {
+			c, err := cli.Dial(context.Background(), ln.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held[w] = c
+		}
+		waitFor(t, func() bool { return len(cli.Stats()) == 0 }, "the idle pool forgotten")
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < calls; i++ {
+					conn := held[w]
+					if (w+i)%2 == 1 {
+						c, err := cli.Dial(context.Background(), ln.Addr())
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						conn = c
+					}
+					if _, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}}); err != nil {
+						t.Errorf("round %d worker %d call %d: %v", round, w, i, err)
+						return
+					}
+					if st := cli.Stats(); len(st) > 1 || (len(st) == 1 && st[0].InUse > 1) {
+						t.Errorf("stats = %+v, want at most one pool with at most 1 call in use", st)
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+	}
+	if m := h.maxInFlight.Load(); m > 1 {
+		t.Errorf("server saw %d calls at once, the pool allows 1", m)
+	}
+}
