@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,7 @@ type Instance struct {
 
 	mu       sync.Mutex
 	client   *goplugin.Client
+	ended    *atomic.Bool // the current launch's: set when the host kills it
 	cc       *grpc.ClientConn
 	info     *pluginv1.DescribeResponse
 	pid      int
@@ -186,6 +188,7 @@ func (i *Instance) start(ctx context.Context) error {
 	cmd.Env = []string{env}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out := outputLogger(i.log)
+	ended := new(atomic.Bool)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
 		VersionedPlugins: map[int]goplugin.PluginSet{plugin.ProtocolVersion: plugin.HostPluginSet()},
@@ -193,7 +196,7 @@ func (i *Instance) start(ctx context.Context) error {
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		TLSConfig:        i.m.tls.ClientConfig(),
 		SkipHostEnv:      true,
-		Logger:           i.log,
+		Logger:           &launchLogger{Logger: i.log, ended: ended},
 		StartTimeout:     i.m.opts.StartTimeout,
 		Stderr:           out,
 		SyncStdout:       out,
@@ -201,7 +204,7 @@ func (i *Instance) start(ctx context.Context) error {
 		GRPCDialOptions:  plugin.DialOptions(i.m.opts.Telemetry, i.m.calls.observer(spec.ID)),
 	})
 	i.mu.Lock()
-	i.client, i.pid = client, 0
+	i.client, i.pid, i.ended = client, 0, ended
 	i.mu.Unlock()
 
 	launched := time.Now()
@@ -415,12 +418,13 @@ func (i *Instance) Stop() {
 // stopProcess ends the current process and its process group.
 func (i *Instance) stopProcess() {
 	i.mu.Lock()
-	client, pid := i.client, i.pid
-	i.client, i.pid = nil, 0
+	client, pid, ended := i.client, i.pid, i.ended
+	i.client, i.pid, i.ended = nil, 0, nil
 	i.mu.Unlock()
 	if client == nil {
 		return
 	}
+	ended.Store(true)
 	// The group goes first: a process the plugin started may hold its output
 	// pipes open, and client.Kill waits until they close.
 	if pid > 0 {

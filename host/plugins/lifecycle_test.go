@@ -3,6 +3,7 @@ package plugins_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,5 +100,46 @@ func TestStartDuringCloseLeavesNoPlugin(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "shutting down") {
 		t.Fatalf("error %q does not say the host is shutting down", err)
+	}
+}
+
+// TestOnlyUnplannedExitsAreErrors describes, starts and closes a plugin: the
+// processes the host ends on purpose are not logged as errors, while one killed
+// behind its back is; every exit line keeps the plugin's id as its tag.
+func TestOnlyUnplannedExitsAreErrors(t *testing.T) {
+	m, logs := newManager(t)
+	s := spec(t, "registry-memory")
+	if _, err := m.Describe(context.Background(), s.Path, s.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := m.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(inst.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return inst.Restarts() == 1 }, "the plugin restarted")
+	m.Close()
+
+	var exits, errorExits int
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if entry["@message"] != "plugin process exited" {
+			continue
+		}
+		exits++
+		if entry["@level"] == "error" {
+			errorExits++
+		}
+		if tag, _ := entry["plugin"].(string); strings.Contains(tag, "/") {
+			t.Errorf("exit line tagged with a path instead of the plugin id: %s", line)
+		}
+	}
+	if exits != 3 || errorExits != 1 {
+		t.Fatalf("%d exit lines, %d of them errors; want 3 (describe, kill, close) with 1 error (the kill):\n%s", exits, errorExits, logs.String())
 	}
 }

@@ -3,7 +3,9 @@ package plugins
 import (
 	"bytes"
 	"io"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -48,3 +50,33 @@ func outputLogger(log hclog.Logger) io.Writer {
 		}
 	})
 }
+
+// launchLogger is the logger go-plugin gets for one launch of a plugin. go-plugin
+// tags some lines with "plugin" set to the binary's path, which would replace the
+// host's tag (the plugin's id): that key becomes "path". The exit of a process
+// the host ended on purpose (a stop, or the end of a describe-only launch) is
+// logged at debug level, not as an error.
+type launchLogger struct {
+	hclog.Logger
+	ended *atomic.Bool // set before the host kills the process
+}
+
+func (l *launchLogger) Log(level hclog.Level, msg string, args ...any) {
+	if msg == "plugin process exited" && level == hclog.Error && l.ended.Load() {
+		level = hclog.Debug
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "plugin" {
+			args = slices.Clone(args)
+			args[i] = "path"
+			break
+		}
+	}
+	l.Logger.Log(level, msg, args...)
+}
+
+func (l *launchLogger) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }
+func (l *launchLogger) Debug(msg string, args ...any) { l.Log(hclog.Debug, msg, args...) }
+func (l *launchLogger) Info(msg string, args ...any)  { l.Log(hclog.Info, msg, args...) }
+func (l *launchLogger) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, args...) }
+func (l *launchLogger) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
