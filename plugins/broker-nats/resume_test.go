@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
@@ -201,8 +202,58 @@ func TestConsumerName(t *testing.T) {
 	if got, want := consumerName("t", "q", "ABC"), consumerName("t", "q", ""); got != want {
 		t.Errorf("a queue group member with an id: %q, want the group's %q", got, want)
 	}
+	long := strings.Repeat("x", 300)
+	if a, b := consumerName("t", "", long+"1"), consumerName("t", "", long+"2"); a == b || a != consumerName("t", "", long+"1") {
+		t.Errorf("two long ids with the same start: %q and %q; want two names, each the same every time", a, b)
+	}
 	if a, b := consumerName("t", "", ""), consumerName("t", "", ""); a == b || !strings.HasPrefix(a, "micro-sub-") {
 		t.Errorf("two subscriptions without an id: %q and %q; want two micro-sub- consumers", a, b)
+	}
+}
+
+// TestJetStreamLongNames subscribes with a subscription id and a queue name
+// too long to name a consumer as they are: each subscription still gets a
+// consumer of its own the server accepts, and receives.
+func TestJetStreamLongNames(t *testing.T) {
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	b := openBroker(t, s.ClientURL(), jetStreamConfig("long.>"), nil)
+	js := jetStreamClient(t, s.ClientURL())
+	long := strings.Repeat("x", 300)
+	parent := t
+	for _, tc := range []struct {
+		name string
+		opts []broker.SubscribeOption
+	}{
+		{"ID", []broker.SubscribeOption{broker.SubscriptionID(long + "1")}},
+		{"IDSameStart", []broker.SubscribeOption{broker.SubscriptionID(long + "2")}},
+		{"MultibyteID", []broker.SubscribeOption{broker.SubscriptionID(strings.Repeat("é", 200))}},
+		{"SanitizedID", []broker.SubscribeOption{broker.SubscriptionID(strings.Repeat("a.", 150))}},
+		{"Queue", []broker.SubscribeOption{broker.Queue(strings.Repeat("q", 250))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan string, 64)
+			sub, err := b.Subscribe(t.Context(), "long.x", func(_ context.Context, d broker.Delivery) error {
+				select { // the other subscriptions' messages too, never blocking
+				case got <- string(d.Message().Body):
+				default:
+				}
+				return nil
+			}, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent.Cleanup(func() { _ = sub.Unsubscribe() }) // the consumers are counted below
+			deliveredAgain(t, js, "long.x", tc.name, got)
+		})
+	}
+	names := consumerNames(t, js)
+	if len(names) != 5 {
+		t.Fatalf("consumers %q; want one per subscription", names)
+	}
+	for _, name := range names {
+		if len(name) > 255 || !utf8.ValidString(name) {
+			t.Errorf("consumer name %q (%d bytes): want valid UTF-8 of at most 255 bytes", name, len(name))
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -285,20 +286,40 @@ func (s *subscription) consumeJS(m jetstream.Msg) {
 	s.dispatch(d, func() { _ = m.Nak() })
 }
 
+// maxConsumerName is the longest consumer name, in bytes, the server accepts.
+const maxConsumerName = 255
+
 // consumerName is the durable consumer of a subscription: after the queue
 // group for a group (plus a hash of the topic, so one group name may serve
 // several topics), after the subscription id for a plain subscription that has
 // one (plus the same hash), so a re-subscription under that id resumes it, and
 // unique otherwise. A name that had to be sanitized also gets a hash of itself,
-// so "a.b" and "a_b" stay apart.
+// so "a.b" and "a_b" stay apart, and one too long for the server is cut short
+// and gets a longer hash of itself.
 func consumerName(topic, queue, subscriptionID string) string {
 	switch {
 	case queue != "":
-		return fmt.Sprintf("micro-queue-%s-%08x", safeName(queue), fnv32(topic))
+		return boundedName("micro-queue-", queue, topic)
 	case subscriptionID != "":
-		return fmt.Sprintf("micro-sub-%s-%08x", safeName(subscriptionID), fnv32(topic))
+		return boundedName("micro-sub-", subscriptionID, topic)
 	}
 	return "micro-sub-" + nuid.Next()
+}
+
+// boundedName is prefix, then s fit for a consumer name, then a hash of topic,
+// at most maxConsumerName bytes long.
+func boundedName(prefix, s, topic string) string {
+	suffix := fmt.Sprintf("-%08x", fnv32(topic))
+	safe := safeName(s)
+	if room := maxConsumerName - len(prefix) - len(suffix); len(safe) > room {
+		hash := fmt.Sprintf("-%016x", fnv64(s))
+		n := room - len(hash)
+		for n > 0 && !utf8.RuneStart(safe[n]) {
+			n--
+		}
+		safe = safe[:n] + hash
+	}
+	return prefix + safe + suffix
 }
 
 // safeName is s fit for a consumer name: sanitized, plus a hash of s when
@@ -316,6 +337,13 @@ func fnv32(s string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(s))
 	return h.Sum32()
+}
+
+// fnv64 is the 64-bit FNV-1a hash of s.
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
 }
 
 // sanitize replaces what a consumer name may not hold.
