@@ -34,6 +34,13 @@ func TestUsage(t *testing.T) {
 		{"remove no id", []string{"plugin", "remove", "--lock", c.lock}, exitUsage, []string{"takes one plugin id"}},
 		{"unsupported URL scheme", []string{"plugin", "install", "ftp://example.com/x.tar.gz", "--lock", c.lock, "--dir", c.dir}, exitUsage, []string{"only http:// and https://"}},
 		{"archive URL without extension", []string{"plugin", "install", "http://127.0.0.1:1/micro-codec-x", "--lock", c.lock, "--dir", c.dir}, exitUsage, []string{".tar.gz, .tgz or .zip"}},
+		{"config --help", []string{"config", "--help"}, exitOK, []string{"micro config validate", "micro config default", "--var NAME=VALUE"}},
+		{"config validate --help", []string{"config", "validate", "--help"}, exitOK, []string{"micro config validate", "--var NAME=VALUE"}},
+		{"help config validate", []string{"help", "config", "validate"}, exitOK, []string{"micro config validate"}},
+		{"config validate bad flag", []string{"config", "validate", "--nope"}, exitUsage, []string{"flag provided but not defined: -nope", "micro config validate --help"}},
+		{"config validate two files", []string{"config", "validate", "a.hcl", "b.hcl"}, exitUsage, []string{"one file at most"}},
+		{"config default with args", []string{"config", "default", "extra"}, exitUsage, []string{"config default takes no arguments"}},
+		{"config default --help", []string{"config", "default", "--help"}, exitOK, []string{"micro config default"}},
 		{"no such file", []string{"plugin", "install", "./no/such/plugin", "--lock", c.lock, "--dir", c.dir}, exitError, []string{"./no/such/plugin is not a file", "path@version"}},
 	}
 	for _, tt := range tests {

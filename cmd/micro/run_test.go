@@ -128,3 +128,16 @@ func TestConfigValidateAndDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigValidateVars validates a config whose variable has no default, with
+// --var as micro run takes it.
+func TestConfigValidateVars(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "vars.hcl")
+	if err := writeFile(file, "variable \"zone\" {}\nservice \"helloworld\" {\n  metadata = { zone = var.zone }\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t)
+	expect(t, c.run("config", "validate", file), exitError, "vars.hcl:1:1:", `Variable "zone" has no value`)
+	expect(t, c.run("config", "validate", "--var", "zone=eu", file), exitOK, "vars.hcl is valid")
+	expect(t, c.run("config", "validate", file, "--var", "zone"), exitUsage, "--var wants NAME=VALUE")
+}
