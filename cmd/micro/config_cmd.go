@@ -81,7 +81,7 @@ func configValidate(a *app, args []string) error {
 		return err
 	}
 	for _, w := range cfg.Warnings {
-		fmt.Fprintf(a.stderr, "warning: %s\n", w.Error())
+		fmt.Fprintln(a.stderr, config.FormatDiagnostic(w))
 	}
 	fmt.Fprintf(a.stdout, "%s is valid: %d services, registry %s, broker %s, transport %s, %d plugins\n",
 		file, len(cfg.Services), cfg.Registry.Name, cfg.Broker.Name, cfg.Transport.Name, len(cfg.Plugins))

@@ -141,3 +141,13 @@ func TestConfigValidateVars(t *testing.T) {
 	expect(t, c.run("config", "validate", "--var", "zone=eu", file), exitOK, "vars.hcl is valid")
 	expect(t, c.run("config", "validate", file, "--var", "zone"), exitUsage, "--var wants NAME=VALUE")
 }
+
+// TestConfigValidateWarnings prints a warning as file:line:col, like errors.
+func TestConfigValidateWarnings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "unused.hcl")
+	if err := writeFile(file, "plugin \"registry-consul\" {\n  version = \"1.0.0\"\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t)
+	expect(t, c.run("config", "validate", file), exitOK, file+":1:1: warning: Unused plugin \"registry-consul\"", "unused.hcl is valid")
+}
