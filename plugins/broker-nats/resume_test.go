@@ -481,3 +481,41 @@ func TestPluginSubscribeFromOlderHost(t *testing.T) {
 	}
 	waitUntil(t, "the consumer to be deleted", func() bool { return len(consumerNames(t, js)) == 0 })
 }
+
+// TestPluginSubscriptionIDHasOneSubscription subscribes twice under one
+// subscription id through the plugin: sharing the id would share the durable
+// consumer, each subscription getting only some of the messages, so the second
+// is refused and the first gets them all.
+func TestPluginSubscriptionIDHasOneSubscription(t *testing.T) {
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	inst := startPlugin(t, map[string]any{
+		"url":       s.ClientURL(),
+		"jetstream": map[string]any{"enabled": true, "subjects": []string{"shared.>"}, "ack_wait_ms": 1000},
+	})
+	got := make(chan string, 64)
+	sub, err := inst.Broker().Subscribe(t.Context(), "shared.events", func(_ context.Context, d broker.Delivery) error {
+		got <- string(d.Message().Body)
+		return nil
+	}, broker.SubscriptionID("mailer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	other, err := inst.Broker().Subscribe(t.Context(), "shared.events", func(context.Context, broker.Delivery) error { return nil },
+		broker.SubscriptionID("mailer"))
+	if err == nil {
+		t.Cleanup(func() { _ = other.Unsubscribe() })
+		t.Error("a second subscription under the id of a live one was accepted")
+	}
+	const n = 10
+	for i := range n {
+		if err := inst.Broker().Publish(t.Context(), "shared.events", &broker.Message{Body: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if body := receive(t, got, fmt.Sprintf("message %d of %d", i+1, n)); body != fmt.Sprint(i) {
+			t.Fatalf("message %d is %q, want %d", i, body, i)
+		}
+	}
+}

@@ -67,8 +67,9 @@ type SubscribeOptions struct {
 	// host re-opening it after a broker plugin restarted: a broker that keeps
 	// per-subscriber state on its server (a durable consumer) resumes the state
 	// of that id, so messages stored meanwhile still arrive. Each live
-	// subscription needs its own; empty means a fresh identity, and the host's
-	// plugin adapter picks a random one. In-process brokers ignore it.
+	// subscription needs its own (the host's plugin adapter refuses one in use);
+	// empty means a fresh identity, and that adapter picks a random one.
+	// In-process brokers ignore it.
 	SubscriptionID string
 }
 

@@ -40,6 +40,7 @@ type brokerClient struct {
 
 	mu     sync.Mutex
 	subs   map[*clientSubscription]struct{}
+	ids    map[string]struct{} // subscription ids in use, until their subscription is done
 	closed bool
 }
 
@@ -60,6 +61,7 @@ func NewBrokerClient(name string, conn Conn) broker.Broker {
 		conn: conn,
 		pub:  &streamPublisher{name: name, conn: conn},
 		subs: make(map[*clientSubscription]struct{}),
+		ids:  make(map[string]struct{}),
 	}
 }
 
@@ -141,13 +143,20 @@ func (c *brokerClient) Subscribe(ctx context.Context, topic string, h broker.Han
 		s.cancel()
 		return nil, fmt.Errorf("broker %s: subscribe to %q: %w", c.name, topic, broker.ErrClosed)
 	}
+	if _, taken := c.ids[o.SubscriptionID]; taken {
+		c.mu.Unlock()
+		s.cancel()
+		return nil, fmt.Errorf("broker %s: subscribe to %q: subscription id %q belongs to another live subscription, and two would share what the plugin keeps for it (a durable consumer, splitting its messages): give each subscription its own id, or none for a random one",
+			c.name, topic, o.SubscriptionID)
+	}
+	c.ids[o.SubscriptionID] = struct{}{}
 	c.subs[s] = struct{}{}
 	c.mu.Unlock()
 	st, err := s.open(ctx, c.conn.Changed())
 	if err != nil {
 		c.forget(s)
 		s.cancel()
-		close(s.done)
+		s.finish()
 		return nil, err
 	}
 	go s.run(st)
@@ -178,6 +187,13 @@ func (c *brokerClient) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
+}
+
+// release frees a subscription id once its subscription is done.
+func (c *brokerClient) release(id string) {
+	c.mu.Lock()
+	delete(c.ids, id)
+	c.mu.Unlock()
 }
 
 // forget drops s from the live subscriptions.
@@ -266,6 +282,12 @@ func (s *clientSubscription) stop() {
 	})
 }
 
+// finish frees the subscription's id for a new subscription and marks it done.
+func (s *clientSubscription) finish() {
+	s.c.release(s.opts.SubscriptionID)
+	close(s.done)
+}
+
 // subStream is one Subscribe stream of a subscription.
 type subStream struct {
 	stream  pluginv1.Broker_SubscribeClient
@@ -340,7 +362,7 @@ func (s *clientSubscription) handshake(ctx context.Context, cc grpc.ClientConnIn
 // run serves streams one after another until the subscription stops or the
 // plugin is stopped for good, re-opening the stream after each break.
 func (s *clientSubscription) run(st *subStream) {
-	defer close(s.done)
+	defer s.finish()
 	defer s.handlers.Wait()
 	for {
 		s.serve(st)

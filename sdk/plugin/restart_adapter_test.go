@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -324,4 +325,38 @@ func TestAdapterSubscribeWithoutSubscriptionID(t *testing.T) {
 	if _, err := stream.Recv(); err != io.EOF {
 		t.Fatalf("after CloseSend the stream ended with %v, want io.EOF", err)
 	}
+}
+
+// TestAdapterRefusesSubscriptionIDInUse checks a subscription id given by the
+// caller belongs to one live subscription at a time: a second Subscribe with it
+// fails naming it, and once the first is unsubscribed the id is free again.
+func TestAdapterRefusesSubscriptionIDInUse(t *testing.T) {
+	ctx := testCtx(t)
+	a := startAdapterServer(t, nil, newMemoryBroker(t))
+	brk := plugin.NewBrokerClient("test-plugin", plugin.StaticConn(a.cc))
+	t.Cleanup(func() { _ = brk.Close() })
+	noop := func(context.Context, broker.Delivery) error { return nil }
+
+	first, err := brk.Subscribe(ctx, "orders.placed", noop, broker.SubscriptionID("mailer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"orders.placed", "orders.paid"} {
+		sub, err := brk.Subscribe(ctx, topic, noop, broker.SubscriptionID("mailer"))
+		if err == nil {
+			_ = sub.Unsubscribe()
+			t.Fatalf("a second subscription (to %q) took the id of a live one", topic)
+		}
+		if !strings.Contains(err.Error(), `"mailer"`) || !strings.Contains(err.Error(), "its own id") {
+			t.Errorf("Subscribe with an id in use: %v; want an error naming the id and the fix", err)
+		}
+	}
+	if err := first.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := brk.Subscribe(ctx, "orders.placed", noop, broker.SubscriptionID("mailer"))
+	if err != nil {
+		t.Fatalf("Subscribe with the id of an unsubscribed subscription: %v", err)
+	}
+	_ = again.Unsubscribe()
 }
