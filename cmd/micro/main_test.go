@@ -34,6 +34,9 @@ func TestUsage(t *testing.T) {
 		{"remove no id", []string{"plugin", "remove", "--lock", c.lock}, exitUsage, []string{"takes one plugin id"}},
 		{"unsupported URL scheme", []string{"plugin", "install", "ftp://example.com/x.tar.gz", "--lock", c.lock, "--dir", c.dir}, exitUsage, []string{"only http:// and https://"}},
 		{"archive URL without extension", []string{"plugin", "install", "http://127.0.0.1:1/micro-codec-x", "--lock", c.lock, "--dir", c.dir}, exitUsage, []string{".tar.gz, .tgz or .zip"}},
+		{"run --help", []string{"run", "--help"}, exitOK, []string{"micro run [flags] [file]", "embedded default", "--gateway ADDR"}},
+		{"services --help", []string{"services", "-h"}, exitOK, []string{"micro services [--dir DIR]"}},
+		{"call --help", []string{"call", "--help"}, exitOK, []string{"<service> <Handler.Method>", "--token"}},
 		{"config --help", []string{"config", "--help"}, exitOK, []string{"micro config validate", "micro config default", "--var NAME=VALUE"}},
 		{"config validate --help", []string{"config", "validate", "--help"}, exitOK, []string{"micro config validate", "--var NAME=VALUE"}},
 		{"help config validate", []string{"help", "config", "validate"}, exitOK, []string{"micro config validate"}},
@@ -47,6 +50,17 @@ func TestUsage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			expect(t, c.run(tt.args...), tt.code, tt.wants...)
 		})
+	}
+}
+
+// TestCallHelpHidesToken checks that the help of micro call does not print the
+// bearer token it would send.
+func TestCallHelpHidesToken(t *testing.T) {
+	t.Setenv("MICRO_TOKEN", "eyJ.secret.token")
+	r := newCLI(t).run("call", "--help")
+	expect(t, r, exitOK, "--token")
+	if strings.Contains(r.stdout+r.stderr, "eyJ.secret.token") {
+		t.Fatalf("micro call --help prints $MICRO_TOKEN:\n%s", r.stdout)
 	}
 }
 

@@ -65,6 +65,7 @@ func (v varFlags) Set(s string) error {
 func runRun(a *app, ctx context.Context, args []string) error {
 	started := time.Now()
 	fset := flag.NewFlagSet("micro run", flag.ContinueOnError)
+	fset.Usage = func() { runCommand().usage(a, fset.Output()) }
 	vars := varFlags{}
 	fset.Var(vars, "var", "set a config variable `NAME=VALUE`")
 	lock := fset.String("lock", "", "the plugin lock `FILE`")

@@ -57,6 +57,7 @@ func callCommand() *command {
 
 func runServices(a *app, ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("micro services", flag.ContinueOnError)
+	fs.Usage = func() { servicesCommand().usage(a, fs.Output()) }
 	dir := fs.String("dir", ".", "the `DIR`ectory micro run was started in")
 	rest, err := parseFlags(a, fs, args)
 	if err != nil {
@@ -103,6 +104,8 @@ func runServices(a *app, ctx context.Context, args []string) error {
 
 func runCall(a *app, ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("micro call", flag.ContinueOnError)
+	// The command's own usage: flag defaults would print $MICRO_TOKEN.
+	fs.Usage = func() { callCommand().usage(a, fs.Output()) }
 	dir := fs.String("dir", ".", "the `DIR`ectory micro run was started in")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	token := fs.String("token", os.Getenv("MICRO_TOKEN"), "a bearer `JWT` to send (default $MICRO_TOKEN)")
