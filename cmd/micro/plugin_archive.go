@@ -49,7 +49,15 @@ func (a *app) fetchArchive(ctx context.Context, rawURL, tmp string) (string, err
 
 	var sums bytes.Buffer
 	if err := fetch(ctx, sumsURL.String(), maxSumsBytes, &sums); err != nil {
-		return "", fmt.Errorf("cannot install %s: fetching its checksums: %w; the archive's directory must hold a SHA256SUMS file (`sha256sum *.tar.gz > SHA256SUMS`)", rawURL, err)
+		hint := "check the URL and that the server is reachable"
+		var se *statusError
+		switch {
+		case errors.As(err, &se) && se.code == http.StatusNotFound:
+			hint = "the archive's directory must hold a SHA256SUMS file (`sha256sum *.tar.gz > SHA256SUMS`)"
+		case errors.Is(err, errTooLarge):
+			hint = "that is not a checksum list: check the URL"
+		}
+		return "", fmt.Errorf("cannot install %s: fetching its checksums: %w; %s", rawURL, err, hint)
 	}
 	want, err := lookupSum(sums.Bytes(), name)
 	if err != nil {
@@ -102,17 +110,29 @@ func fetch(ctx context.Context, rawURL string, limit int64, w io.Writer) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", rawURL, resp.Status)
+		return &statusError{url: rawURL, code: resp.StatusCode, status: resp.Status}
 	}
 	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", rawURL, err)
 	}
 	if n > limit {
-		return fmt.Errorf("GET %s: larger than %d bytes", rawURL, limit)
+		return fmt.Errorf("GET %s: %w (over %d bytes)", rawURL, errTooLarge, limit)
 	}
 	return nil
 }
+
+// errTooLarge is a download over its limit.
+var errTooLarge = errors.New("too large")
+
+// statusError is an answer other than 200 OK.
+type statusError struct {
+	url    string
+	code   int
+	status string
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: %s", e.url, e.status) }
 
 // lookupSum finds name's digest in a sha256sum-format file ("<hex>  <file>",
 // or "<hex> *<file>" for binary mode). Its error completes "<SHA256SUMS URL> ...".

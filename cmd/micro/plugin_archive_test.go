@@ -202,3 +202,36 @@ func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return fmt.Sprintf("%x", s[:])
 }
+
+// TestInstallArchiveSumsUnreachable checks that only a missing SHA256SUMS is
+// reported as one: an unreachable server or an oversized file is named as such.
+func TestInstallArchiveSumsUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big/SHA256SUMS" {
+			w.Write(bytes.Repeat([]byte("#"), maxSumsBytes+1))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	for _, tt := range []struct {
+		name, url string
+		wants     []string
+	}{
+		{"missing", srv.URL + "/none/p.tar.gz", []string{"404 Not Found", "must hold a SHA256SUMS file"}},
+		{"too large", srv.URL + "/big/p.tar.gz", []string{"too large (over 1048576 bytes)", "not a checksum list"}},
+		{"unreachable", closed.URL + "/p.tar.gz", []string{"connection refused", "check the URL and that the server is reachable"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			r := c.plugin("install", tt.url)
+			expect(t, r, exitError, append([]string{"fetching its checksums"}, tt.wants...)...)
+			if tt.name != "missing" && strings.Contains(r.stderr, "must hold a SHA256SUMS file") {
+				t.Errorf("blames a missing SHA256SUMS:\n%s", r.stderr)
+			}
+		})
+	}
+}
