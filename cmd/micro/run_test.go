@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -150,4 +151,39 @@ func TestConfigValidateWarnings(t *testing.T) {
 	}
 	c := newCLI(t)
 	expect(t, c.run("config", "validate", file), exitOK, file+":1:1: warning: Unused plugin \"registry-consul\"", "unused.hcl is valid")
+}
+
+// TestConfigValidateClientCAFile reports an unusable client_ca_file at its
+// value, naming the attribute and the file.
+func TestConfigValidateClientCAFile(t *testing.T) {
+	dir := t.TempDir()
+	writeTestPKI(t, dir)
+	if err := writeFile(filepath.Join(dir, "garbage.pem"), "not pem\n"); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t)
+	for _, tc := range []struct{ clientCA, want string }{
+		{"ca.crt", ""},
+		{"garbage.pem", "holds no PEM certificate"},
+		{"missing.pem", "no such file"},
+	} {
+		file := filepath.Join(dir, "micro.hcl")
+		if err := writeFile(file, fmt.Sprintf(`security {
+  tls {
+    cert_file           = "host.crt"
+    key_file            = "host.key"
+    ca_file             = "ca.crt"
+    client_ca_file      = %q
+    require_client_cert = true
+  }
+}
+`, tc.clientCA)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == "" {
+			expect(t, c.run("config", "validate", file), exitOK, "micro.hcl is valid")
+			continue
+		}
+		expect(t, c.run("config", "validate", file), exitError, file+":6:27: Unusable TLS files", "client_ca_file "+filepath.Join(dir, tc.clientCA), tc.want)
+	}
 }

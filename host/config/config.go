@@ -262,7 +262,7 @@ type Gateway struct {
 	// TLSRange is the tls block.
 	TLSRange hcl.Range `json:"-"`
 
-	tlsFiles map[string]hcl.Range // each TLS file → the attribute naming it
+	tlsFiles map[string]hcl.Range // each TLS file setting → its value
 }
 
 // Check loads the gateway's TLS files as start-up does; a problem comes back

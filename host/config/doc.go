@@ -124,7 +124,8 @@
 //	  tls {                                          # the http transport serves and dials TLS
 //	    cert_file           = "tls.crt"              # files are re-read when they change
 //	    key_file            = "tls.key"
-//	    ca_file             = "ca.crt"
+//	    ca_file             = "ca.crt"               # verifies servers; without
+//	    client_ca_file      = "clients-ca.crt"       # client_ca_file, admits clients too
 //	    require_client_cert = true                   # mutual TLS
 //	    server_name         = "orders.internal"      # also poll_interval
 //	  }

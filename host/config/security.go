@@ -28,7 +28,7 @@ var (
 	jwksSchema     = bodySchema{attrs: []string{"url", "refresh_interval", "min_refresh_interval", "timeout", "algorithms"}}
 	internalSchema = bodySchema{attrs: []string{"issuer", "ttl", "leeway"}, blocks: []blockSpec{{typ: "key"}, {typ: "signing"}}}
 	signingSchema  = bodySchema{attrs: append([]string{"id", "algorithm"}, keySources...)}
-	tlsSchema      = bodySchema{attrs: []string{"cert_file", "key_file", "ca_file", "require_client_cert", "server_name", "poll_interval"}}
+	tlsSchema      = bodySchema{attrs: []string{"cert_file", "key_file", "ca_file", "client_ca_file", "require_client_cert", "server_name", "poll_interval"}}
 	rbacSchema     = bodySchema{attrs: []string{"roles", "bindings"}, blocks: []blockSpec{{typ: "guard", label: "endpoint"}}}
 	guardSchema    = bodySchema{attrs: []string{"match", "roles", "permissions", "public"}}
 )
@@ -57,7 +57,7 @@ type Security struct {
 	// material maps each key Check loads to the attribute naming it.
 	jwtKeys, internalKeys []hcl.Range
 	signing               hcl.Range
-	tlsFiles              map[string]hcl.Range // file path → its attribute's value
+	tlsFiles              map[string]hcl.Range // TLS file setting → its value
 }
 
 // decodeSecurity decodes the security block; nil when there is none.
@@ -316,8 +316,8 @@ func (d *decoder) decodeTLS(b *hclsyntax.Block, s *Security) *tlsconfig.Files {
 }
 
 // decodeTLSFiles decodes a tls block; why says what the certificate is for,
-// in the message when it is missing. files maps each file named to the
-// attribute that names it, for errors found when the files are loaded.
+// in the message when it is missing. files maps each file attribute set to its
+// value, for errors found when the files are loaded.
 func (d *decoder) decodeTLSFiles(b *hclsyntax.Block, why string) (f *tlsconfig.Files, files map[string]hcl.Range) {
 	attrs, _ := d.content(b.Body, tlsSchema)
 	f = &tlsconfig.Files{}
@@ -325,10 +325,10 @@ func (d *decoder) decodeTLSFiles(b *hclsyntax.Block, why string) (f *tlsconfig.F
 	for _, p := range []struct {
 		name string
 		dst  *string
-	}{{"cert_file", &f.CertFile}, {"key_file", &f.KeyFile}, {"ca_file", &f.CAFile}} {
+	}{{"cert_file", &f.CertFile}, {"key_file", &f.KeyFile}, {"ca_file", &f.CAFile}, {"client_ca_file", &f.ClientCAFile}} {
 		a := attrs[p.name]
 		if a == nil {
-			if p.name != "ca_file" {
+			if p.name == "cert_file" || p.name == "key_file" {
 				d.errorf(b.DefRange(), fmt.Sprintf("Missing %s for tls", p.name),
 					"%s; expected cert_file and key_file, such as cert_file = \"tls.crt\" and key_file = \"tls.key\"", why)
 			}
@@ -336,14 +336,14 @@ func (d *decoder) decodeTLSFiles(b *hclsyntax.Block, why string) (f *tlsconfig.F
 		}
 		if v, ok := d.pathAttr(a); ok {
 			*p.dst = v
-			files[v] = a.Expr.Range()
+			files[p.name] = a.Expr.Range()
 		}
 	}
 	if a := attrs["require_client_cert"]; a != nil {
 		f.RequireClientCert, _ = d.boolean(a)
-		if f.RequireClientCert && attrs["ca_file"] == nil {
-			d.errorf(a.Expr.Range(), `Missing ca_file for "require_client_cert"`,
-				"client certificates are checked against the CAs in ca_file; expected ca_file = \"ca.crt\" in the block")
+		if f.RequireClientCert && attrs["ca_file"] == nil && attrs["client_ca_file"] == nil {
+			d.errorf(a.Expr.Range(), `Missing client_ca_file for "require_client_cert"`,
+				"client certificates are checked against the CAs in client_ca_file, else in ca_file; expected client_ca_file = \"clients-ca.crt\" in the block")
 		}
 	}
 	if a := attrs["server_name"]; a != nil {
@@ -507,7 +507,7 @@ func (s *Security) Check() error {
 }
 
 // checkTLS loads files as start-up does; a problem comes back at the attribute
-// that names the file at fault (named maps files to them), else at block.
+// that names the file at fault (named maps settings to them), else at block.
 func checkTLS(files tlsconfig.Files, named map[string]hcl.Range, block hcl.Range) *hcl.Diagnostic {
 	r, err := tlsconfig.New(files)
 	if err == nil {
@@ -517,7 +517,7 @@ func checkTLS(files tlsconfig.Files, named map[string]hcl.Range, block hcl.Range
 	rng := block
 	var fe *tlsconfig.FileError
 	if errors.As(err, &fe) {
-		if at, ok := named[fe.Path]; ok {
+		if at, ok := named[fe.Setting]; ok {
 			rng = at
 		}
 	}

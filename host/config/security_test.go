@@ -116,23 +116,29 @@ func TestSecurityCheck(t *testing.T) {
 		}
 	}
 
-	// Each TLS file at fault is reported at the attribute naming it.
-	for _, tc := range []struct{ cert, key, ca, pos, text string }{
-		{"garbage.pem", "tls.key", "tls.crt", ":3:17:", "holds no PEM certificate"},
-		{"tls.crt", "garbage.pem", "tls.crt", ":4:17:", "garbage.pem"},
-		{"tls.crt", "tls.key", "garbage.pem", ":5:17:", "holds no PEM certificate"},
-		{"tls.crt", "tls.key", "missing.crt", ":5:17:", "missing.crt"},
+	// Each TLS file at fault is reported at the attribute naming it, which the
+	// message names with the file and what is wrong.
+	for _, tc := range []struct{ cert, key, ca, clientCA, pos, blamed, text string }{
+		{"garbage.pem", "tls.key", "tls.crt", "tls.crt", ":3:17:", "cert_file garbage.pem", "holds no PEM certificate"},
+		{"tls.crt", "garbage.pem", "tls.crt", "tls.crt", ":4:17:", "key_file garbage.pem", "PEM"},
+		{"tls.crt", "tls.key", "garbage.pem", "tls.crt", ":5:17:", "ca_file garbage.pem", "holds no PEM certificate"},
+		{"tls.crt", "tls.key", "missing.crt", "tls.crt", ":5:17:", "ca_file missing.crt", "no such file"},
+		{"tls.crt", "tls.key", "tls.crt", "garbage.pem", ":6:22:", "client_ca_file garbage.pem", "holds no PEM certificate"},
+		{"tls.crt", "tls.key", "tls.crt", "missing.crt", ":6:22:", "client_ca_file missing.crt", "no such file"},
 	} {
 		cfg := load(t, fmt.Sprintf(`security {
   tls {
     cert_file = %q
     key_file  = %q
     ca_file   = %q
+    client_ca_file = %q
   }
-}`, tc.cert, tc.key, tc.ca))
+}`, tc.cert, tc.key, tc.ca, tc.clientCA))
 		err := cfg.Security.Check()
-		if err == nil || !strings.HasPrefix(err.Error(), file+tc.pos+" Unusable TLS files") || !strings.Contains(err.Error(), tc.text) {
-			t.Errorf("cert %s, key %s, ca %s: %v; want it at %s naming %q", tc.cert, tc.key, tc.ca, err, tc.pos, tc.text)
+		setting, name, _ := strings.Cut(tc.blamed, " ")
+		blamed := setting + " " + filepath.Join(dir, name)
+		if err == nil || !strings.HasPrefix(err.Error(), file+tc.pos+" Unusable TLS files") || !strings.Contains(err.Error(), blamed) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("cert %s, key %s, ca %s, client ca %s: %v; want it at %s naming %s, saying %q", tc.cert, tc.key, tc.ca, tc.clientCA, err, tc.pos, blamed, tc.text)
 		}
 	}
 }

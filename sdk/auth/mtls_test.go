@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -128,5 +129,36 @@ func TestMTLSAttacksFail(t *testing.T) {
 				t.Errorf("got %v (code %d), want a 503 saying %q", err, errors.Code(err), tc.want)
 			}
 		})
+	}
+}
+
+// TestMTLSClientCAFile: with client_ca_file set, a certificate from the CA in
+// ca_file (trusted to verify servers) is no caller identity, one from
+// client_ca_file is.
+func TestMTLSClientCAFile(t *testing.T) {
+	p := newPKI(t)
+	own := authtest.NewCA(t, "own CA")
+	ownCA := authtest.Write(t, p.dir, "own-ca.pem", own.PEM)
+	cert, key := p.files(t, p.good, "server", loopback)
+	sec := newSecurity(t, auth.Config{
+		TLS:  &tlsconfig.Files{CertFile: cert, KeyFile: key, CAFile: p.caFile, ClientCAFile: ownCA},
+		RBAC: testRBAC,
+	})
+	addr := serve(t, sec.ServerMiddleware(), sec.HTTPOptions()...)
+	billing := authtest.Leaf{URIs: []string{"spiffe://test/billing"}}
+
+	cert, key = p.files(t, p.good, "server-ca-client", billing)
+	_, err := mtlsCall(t, tlsconfig.Files{CertFile: cert, KeyFile: key, CAFile: p.caFile}, addr, "Orders.Public")
+	if errors.Code(err) != 503 || !strings.Contains(fmt.Sprint(err), "unknown certificate authority") {
+		t.Errorf("client certificate from ca_file's CA: %v, want it refused (503, unknown certificate authority)", err)
+	}
+
+	cert, key = p.files(t, own, "own-client", billing)
+	who, err := mtlsCall(t, tlsconfig.Files{CertFile: cert, KeyFile: key, CAFile: p.caFile}, addr, "Orders.Get")
+	if err != nil {
+		t.Fatalf("client certificate from client_ca_file's CA: %v", err)
+	}
+	if who.Subject != "spiffe://test/billing" || who.Source != auth.SourceMTLS {
+		t.Errorf("principal %+v, want the URI SAN from mtls", who)
 	}
 }

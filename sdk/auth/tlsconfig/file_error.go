@@ -12,11 +12,17 @@ import (
 // FileError is a TLS file that cannot be read or used, so a caller can point
 // at the setting that names it.
 type FileError struct {
-	Path string // the file at fault
-	Err  error  // what is wrong with it
+	Setting string // what names the file: cert_file, key_file, ca_file or client_ca_file
+	Path    string // the file at fault
+	Err     error  // what is wrong with it
 }
 
-func (e *FileError) Error() string { return fmt.Sprintf("tls: %s: %v", e.Path, e.Err) }
+func (e *FileError) Error() string {
+	if e.Setting == "" {
+		return fmt.Sprintf("tls: %s: %v", e.Path, e.Err)
+	}
+	return fmt.Sprintf("tls: %s %s: %v", e.Setting, e.Path, e.Err)
+}
 
 func (e *FileError) Unwrap() error { return e.Err }
 
@@ -26,21 +32,34 @@ func (e *FileError) Unwrap() error { return e.Err }
 func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return tls.Certificate{}, &FileError{Path: certFile, Err: err}
+		return tls.Certificate{}, &FileError{Setting: "cert_file", Path: certFile, Err: err}
 	}
 	if err := checkCertificate(certPEM); err != nil {
-		return tls.Certificate{}, &FileError{Path: certFile, Err: err}
+		return tls.Certificate{}, &FileError{Setting: "cert_file", Path: certFile, Err: err}
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return tls.Certificate{}, &FileError{Path: keyFile, Err: err}
+		return tls.Certificate{}, &FileError{Setting: "key_file", Path: keyFile, Err: err}
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// The certificate parsed above, so what is left is the key.
-		return tls.Certificate{}, &FileError{Path: keyFile, Err: err}
+		return tls.Certificate{}, &FileError{Setting: "key_file", Path: keyFile, Err: err}
 	}
 	return cert, nil
+}
+
+// loadPool reads the CA bundle at path, which setting names.
+func loadPool(setting, path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &FileError{Setting: setting, Path: path, Err: err}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, &FileError{Setting: setting, Path: path, Err: errors.New("it holds no PEM certificate")}
+	}
+	return pool, nil
 }
 
 // checkCertificate reports whether b starts a chain with a parseable PEM

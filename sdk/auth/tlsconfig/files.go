@@ -12,11 +12,15 @@ type Files struct {
 	CertFile string `json:"cert_file,omitempty"`
 	// KeyFile holds the certificate's private key.
 	KeyFile string `json:"key_file,omitempty"`
-	// CAFile is the CA bundle peers are verified against: client certificates on
-	// a server, server certificates on a client (empty: the system roots).
+	// CAFile is the CA bundle server certificates are verified against (empty:
+	// the system roots). Without ClientCAFile it also admits client certificates,
+	// so a public CA bundle here admits any publicly issued client certificate.
 	CAFile string `json:"ca_file,omitempty"`
+	// ClientCAFile, when set, is the only CA bundle a server admits client
+	// certificates from, keeping callers apart from the servers CAFile trusts.
+	ClientCAFile string `json:"client_ca_file,omitempty"`
 	// RequireClientCert makes a server demand a client certificate signed by a
-	// CA in CAFile (mutual TLS).
+	// CA in ClientCAFile, else in CAFile (mutual TLS).
 	RequireClientCert bool `json:"require_client_cert,omitempty"`
 	// ServerName is the name a client expects in the server's certificate; empty
 	// uses the host name dialed.

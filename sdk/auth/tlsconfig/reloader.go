@@ -32,9 +32,10 @@ type Reloader struct {
 
 // material is one loaded generation of the files.
 type material struct {
-	cert   *tls.Certificate // nil when no CertFile is configured
-	pool   *x509.CertPool   // nil when no CAFile is configured
-	server *tls.Config      // what a server handshake uses
+	cert    *tls.Certificate // nil when no CertFile is configured
+	pool    *x509.CertPool   // nil when no CAFile is configured
+	clients *x509.CertPool   // client certificates' CAs: ClientCAFile's, else pool
+	server  *tls.Config      // what a server handshake uses
 }
 
 // stamp identifies a version of a file by its content: modification times are
@@ -53,8 +54,8 @@ func New(files Files, opts ...Option) (*Reloader, error) {
 	if (files.CertFile == "") != (files.KeyFile == "") {
 		return nil, errors.New("tls: set both cert_file and key_file, or neither")
 	}
-	if files.RequireClientCert && files.CAFile == "" {
-		return nil, errors.New("tls: require_client_cert needs ca_file: the CAs client certificates are checked against")
+	if files.RequireClientCert && files.CAFile == "" && files.ClientCAFile == "" {
+		return nil, errors.New("tls: require_client_cert needs client_ca_file (or ca_file): the CAs client certificates are checked against")
 	}
 	if files.PollInterval <= 0 {
 		files.PollInterval = DefaultPollInterval
@@ -120,16 +121,22 @@ func (r *Reloader) watch() {
 			reported = err.Error()
 			r.logf("tls files changed but cannot be loaded; keeping the previous ones", "error", reported)
 		case changed:
-			r.logf("tls files reloaded", "cert", r.files.CertFile, "ca", r.files.CAFile)
+			r.logf("tls files reloaded", "cert", r.files.CertFile, "ca", r.files.CAFile, "client_ca", r.files.ClientCAFile)
 		}
 	}
 }
 
-func (r *Reloader) paths() []string {
-	var out []string
-	for _, p := range []string{r.files.CertFile, r.files.KeyFile, r.files.CAFile} {
-		if p != "" {
-			out = append(out, p)
+// namedFile is a configured file and the setting naming it.
+type namedFile struct{ setting, path string }
+
+func (r *Reloader) paths() []namedFile {
+	var out []namedFile
+	for _, f := range []namedFile{
+		{"cert_file", r.files.CertFile}, {"key_file", r.files.KeyFile},
+		{"ca_file", r.files.CAFile}, {"client_ca_file", r.files.ClientCAFile},
+	} {
+		if f.path != "" {
+			out = append(out, f)
 		}
 	}
 	return out
@@ -137,12 +144,12 @@ func (r *Reloader) paths() []string {
 
 func (r *Reloader) stat() (map[string]stamp, error) {
 	out := map[string]stamp{}
-	for _, p := range r.paths() {
-		b, err := os.ReadFile(p)
+	for _, f := range r.paths() {
+		b, err := os.ReadFile(f.path)
 		if err != nil {
-			return nil, &FileError{Path: p, Err: err}
+			return nil, &FileError{Setting: f.setting, Path: f.path, Err: err}
 		}
-		out[p] = sha256.Sum256(b)
+		out[f.path] = sha256.Sum256(b)
 	}
 	return out, nil
 }
@@ -170,21 +177,25 @@ func (r *Reloader) load() (*material, error) {
 		m.cert = &cert
 	}
 	if r.files.CAFile != "" {
-		b, err := os.ReadFile(r.files.CAFile)
+		pool, err := loadPool("ca_file", r.files.CAFile)
 		if err != nil {
-			return nil, &FileError{Path: r.files.CAFile, Err: err}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, &FileError{Path: r.files.CAFile, Err: errors.New("it holds no PEM certificate")}
+			return nil, err
 		}
 		m.pool = pool
+	}
+	m.clients = m.pool
+	if r.files.ClientCAFile != "" {
+		pool, err := loadPool("client_ca_file", r.files.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		m.clients = pool
 	}
 	if m.cert != nil {
 		m.server = &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{*m.cert},
-			ClientCAs:    m.pool,
+			ClientCAs:    m.clients,
 			ClientAuth:   r.clientAuth(),
 			NextProtos:   []string{"h2", "http/1.1"},
 		}
@@ -196,7 +207,7 @@ func (r *Reloader) clientAuth() tls.ClientAuthType {
 	switch {
 	case r.files.RequireClientCert:
 		return tls.RequireAndVerifyClientCert
-	case r.files.CAFile != "":
+	case r.files.CAFile != "" || r.files.ClientCAFile != "":
 		return tls.VerifyClientCertIfGiven
 	}
 	return tls.NoClientCert

@@ -150,7 +150,25 @@ func TestServerNameAlwaysChecked(t *testing.T) {
 	ca := authtest.NewCA(t, "ca")
 	c, k := ca.Issue(t, authtest.Leaf{CommonName: "billing", DNSNames: []string{"billing.test"}})
 	srv := newReloader(t, tlsconfig.Files{CertFile: authtest.Write(t, dir, "cert.pem", c), KeyFile: authtest.Write(t, dir, "key.pem", k)})
-	serverCfg, err := srv.ServerConfig()
+	addr := serveTLS(t, srv)
+	caFile := authtest.Write(t, dir, "ca.pem", ca.PEM)
+	for _, name := range []string{"", "127.0.0.1"} {
+		cli := newReloader(t, tlsconfig.Files{CAFile: caFile, ServerName: name})
+		if cn, err := handshake(addr, cli.ClientConfig()); err == nil {
+			t.Errorf("server name %q: the handshake with %q succeeded; want the certificate refused", name, cn)
+		}
+	}
+	cli := newReloader(t, tlsconfig.Files{CAFile: caFile, ServerName: "billing.test"})
+	if _, err := handshake(addr, cli.ClientConfig()); err != nil {
+		t.Errorf("server name billing.test: %v", err)
+	}
+}
+
+// serveTLS accepts TLS connections with r's server configuration on a free
+// loopback port, holding each open until the client hangs up.
+func serveTLS(t *testing.T, r *tlsconfig.Reloader) string {
+	t.Helper()
+	serverCfg, err := r.ServerConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,16 +189,65 @@ func TestServerNameAlwaysChecked(t *testing.T) {
 			}()
 		}
 	}()
-	caFile := authtest.Write(t, dir, "ca.pem", ca.PEM)
-	for _, name := range []string{"", "127.0.0.1"} {
-		cli := newReloader(t, tlsconfig.Files{CAFile: caFile, ServerName: name})
-		if cn, err := handshake(ln.Addr().String(), cli.ClientConfig()); err == nil {
-			t.Errorf("server name %q: the handshake with %q succeeded; want the certificate refused", name, cn)
-		}
+	return ln.Addr().String()
+}
+
+// TestClientCAFile: with client_ca_file set, only its CAs admit client
+// certificates, so a public bundle in ca_file admits no publicly issued one;
+// ca_file still verifies servers, and without client_ca_file it admits
+// clients as before.
+func TestClientCAFile(t *testing.T) {
+	dir := t.TempDir()
+	public, own := authtest.NewCA(t, "public CA"), authtest.NewCA(t, "own CA")
+	publicCA := authtest.Write(t, dir, "public-ca.pem", public.PEM)
+	ownCA := authtest.Write(t, dir, "own-ca.pem", own.PEM)
+	issue := func(ca *authtest.CA, name string) (cert, key string) {
+		c, k := ca.Issue(t, authtest.Leaf{CommonName: name, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+		return authtest.Write(t, dir, name+".pem", c), authtest.Write(t, dir, name+"-key.pem", k)
 	}
-	cli := newReloader(t, tlsconfig.Files{CAFile: caFile, ServerName: "billing.test"})
-	if _, err := handshake(ln.Addr().String(), cli.ClientConfig()); err != nil {
-		t.Errorf("server name billing.test: %v", err)
+	srvCert, srvKey := issue(public, "server")
+	publicCert, publicKey := issue(public, "public-client")
+	ownCert, ownKey := issue(own, "own-client")
+
+	cases := []struct {
+		name       string
+		clientCA   string // the server's client_ca_file
+		require    bool   // the server's require_client_cert
+		cert, key  string // the client's certificate
+		wantRefuse bool
+	}{
+		{"a client of ca_file only is refused", ownCA, true, publicCert, publicKey, true},
+		{"a client of ca_file only is refused when certificates are optional", ownCA, false, publicCert, publicKey, true},
+		{"a client of client_ca_file is admitted", ownCA, true, ownCert, ownKey, false},
+		{"a client of client_ca_file is admitted when certificates are optional", ownCA, false, ownCert, ownKey, false},
+		{"without client_ca_file, a client of ca_file is admitted", "", true, publicCert, publicKey, false},
+		{"without client_ca_file, a client of another CA is refused", "", true, ownCert, ownKey, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newReloader(t, tlsconfig.Files{CertFile: srvCert, KeyFile: srvKey, CAFile: publicCA, ClientCAFile: tc.clientCA, RequireClientCert: tc.require})
+			cli := newReloader(t, tlsconfig.Files{CertFile: tc.cert, KeyFile: tc.key, CAFile: publicCA, ServerName: "127.0.0.1"})
+			_, err := handshake(serveTLS(t, srv), cli.ClientConfig())
+			switch {
+			case tc.wantRefuse && err == nil:
+				t.Error("the client certificate was admitted")
+			case tc.wantRefuse && !strings.Contains(err.Error(), "unknown certificate authority"):
+				t.Errorf("refused with %v, want an unknown certificate authority", err)
+			case !tc.wantRefuse && err != nil:
+				t.Errorf("refused: %v", err)
+			}
+		})
+	}
+
+	// The server's own calls verify servers against ca_file, not client_ca_file.
+	srv := newReloader(t, tlsconfig.Files{CertFile: srvCert, KeyFile: srvKey, CAFile: publicCA, ClientCAFile: ownCA, ServerName: "127.0.0.1"})
+	ownServer := serveTLS(t, newReloader(t, tlsconfig.Files{CertFile: ownCert, KeyFile: ownKey}))
+	if _, err := handshake(ownServer, srv.ClientConfig()); err == nil || !strings.Contains(err.Error(), "unknown authority") {
+		t.Errorf("dialing a server of client_ca_file's CA: %v, want it refused", err)
+	}
+	publicServer := serveTLS(t, newReloader(t, tlsconfig.Files{CertFile: srvCert, KeyFile: srvKey}))
+	if _, err := handshake(publicServer, srv.ClientConfig()); err != nil {
+		t.Errorf("dialing a server of ca_file's CA: %v", err)
 	}
 }
 
@@ -204,17 +271,20 @@ func TestBadFiles(t *testing.T) {
 		f    tlsconfig.Files
 		want string
 		file string // the file a *FileError blames; "" for none
+		by   string // the setting naming it
 	}{
-		"missing file":      {tlsconfig.Files{CertFile: dir + "/nope.pem", KeyFile: key}, "no such file", dir + "/nope.pem"},
-		"missing key":       {tlsconfig.Files{CertFile: cert, KeyFile: dir + "/nope.key"}, "no such file", dir + "/nope.key"},
-		"garbage cert":      {tlsconfig.Files{CertFile: garbage, KeyFile: key}, "holds no PEM certificate", garbage},
-		"key as cert":       {tlsconfig.Files{CertFile: key, KeyFile: key}, "holds no PEM certificate", key},
-		"garbage key":       {tlsconfig.Files{CertFile: cert, KeyFile: garbage}, "find any PEM data", garbage},
-		"key of another":    {tlsconfig.Files{CertFile: cert, KeyFile: mismatched}, "private key does not match", mismatched},
-		"CA without certs":  {tlsconfig.Files{CAFile: garbage}, "holds no PEM certificate", garbage},
-		"missing CA":        {tlsconfig.Files{CAFile: dir + "/nope-ca.pem"}, "no such file", dir + "/nope-ca.pem"},
-		"cert without key":  {tlsconfig.Files{CertFile: cert}, "set both cert_file and key_file", ""},
-		"mTLS without a CA": {tlsconfig.Files{CertFile: cert, KeyFile: key, RequireClientCert: true}, "needs ca_file", ""},
+		"missing file":            {tlsconfig.Files{CertFile: dir + "/nope.pem", KeyFile: key}, "no such file", dir + "/nope.pem", "cert_file"},
+		"missing key":             {tlsconfig.Files{CertFile: cert, KeyFile: dir + "/nope.key"}, "no such file", dir + "/nope.key", "key_file"},
+		"garbage cert":            {tlsconfig.Files{CertFile: garbage, KeyFile: key}, "holds no PEM certificate", garbage, "cert_file"},
+		"key as cert":             {tlsconfig.Files{CertFile: key, KeyFile: key}, "holds no PEM certificate", key, "cert_file"},
+		"garbage key":             {tlsconfig.Files{CertFile: cert, KeyFile: garbage}, "find any PEM data", garbage, "key_file"},
+		"key of another":          {tlsconfig.Files{CertFile: cert, KeyFile: mismatched}, "private key does not match", mismatched, "key_file"},
+		"CA without certs":        {tlsconfig.Files{CAFile: garbage}, "holds no PEM certificate", garbage, "ca_file"},
+		"missing CA":              {tlsconfig.Files{CAFile: dir + "/nope-ca.pem"}, "no such file", dir + "/nope-ca.pem", "ca_file"},
+		"client CA without certs": {tlsconfig.Files{CertFile: cert, KeyFile: key, ClientCAFile: garbage}, "holds no PEM certificate", garbage, "client_ca_file"},
+		"missing client CA":       {tlsconfig.Files{CertFile: cert, KeyFile: key, ClientCAFile: dir + "/nope-clients.pem"}, "no such file", dir + "/nope-clients.pem", "client_ca_file"},
+		"cert without key":        {tlsconfig.Files{CertFile: cert}, "set both cert_file and key_file", "", ""},
+		"mTLS without a CA":       {tlsconfig.Files{CertFile: cert, KeyFile: key, RequireClientCert: true}, "needs client_ca_file (or ca_file)", "", ""},
 	} {
 		_, err := tlsconfig.New(tc.f)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -225,8 +295,10 @@ func TestBadFiles(t *testing.T) {
 		switch blamed := errors.As(err, &fe); {
 		case tc.file == "" && blamed:
 			t.Errorf("%s: blames %s, want no file", name, fe.Path)
-		case tc.file != "" && (!blamed || fe.Path != tc.file):
-			t.Errorf("%s: %v blames no file or another, want %s", name, err, tc.file)
+		case tc.file != "" && (!blamed || fe.Path != tc.file || fe.Setting != tc.by):
+			t.Errorf("%s: %v blames no file or another, want %s named by %s", name, err, tc.file, tc.by)
+		case tc.file != "" && !strings.Contains(err.Error(), tc.by):
+			t.Errorf("%s: %v does not name %s", name, err, tc.by)
 		}
 	}
 

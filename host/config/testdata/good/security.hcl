@@ -75,6 +75,7 @@ security {
     cert_file           = "certs/tls.crt"
     key_file            = "certs/tls.key"
     ca_file             = "/etc/micro/ca.crt"
+    client_ca_file      = "/etc/micro/clients-ca.crt"
     require_client_cert = true
     server_name         = "orders.internal"
     poll_interval       = "2s"
