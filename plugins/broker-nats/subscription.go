@@ -138,8 +138,13 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 		return err
 	}
 	s.mu.Lock()
-	s.consuming = cc
+	if s.consuming == nil {
+		s.consuming, cc = cc, nil
+	}
 	s.mu.Unlock()
+	if cc != nil { // the consumer was already deleted and made again under a new loop
+		cc.Stop()
+	}
 	s.stop = func() {
 		s.mu.Lock()
 		cc := s.consuming
@@ -239,6 +244,9 @@ func (s *subscription) restore(c *jsConsumer, deleted bool) {
 // stored after it.
 func (s *subscription) restoreConsumer(c *jsConsumer, deleted bool) {
 	for {
+		if s.ctx.Err() != nil {
+			return
+		}
 		if !deleted {
 			ctx, cancel := context.WithTimeout(s.ctx, c.o.timeout)
 			_, err := c.js.Consumer(ctx, c.o.stream, c.cfg.Durable)
@@ -249,7 +257,10 @@ func (s *subscription) restoreConsumer(c *jsConsumer, deleted bool) {
 			deleted = errors.Is(err, jetstream.ErrConsumerNotFound)
 		}
 		if deleted {
-			if cc, err := s.consume(s.ctx, c); err == nil {
+			// Not under s.ctx: Unsubscribe waits for this create to end before
+			// it deletes the consumer, so the delete cannot overtake it on the
+			// server and leave a consumer nobody reads.
+			if cc, err := s.consume(context.Background(), c); err == nil {
 				s.replaceConsuming(cc)
 				return
 			}
@@ -272,7 +283,9 @@ func (s *subscription) replaceConsuming(cc jetstream.ConsumeContext) {
 		cc, s.consuming = s.consuming, cc
 	}
 	s.mu.Unlock()
-	cc.Stop()
+	if cc != nil { // nil: the first loop is not stored yet, and startJetStream stops it
+		cc.Stop()
+	}
 }
 
 // consumeJS turns one JetStream message into a delivery.
