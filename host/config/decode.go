@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -57,7 +58,34 @@ func (d *decoder) decodeFile(body *hclsyntax.Body) *Config {
 	cfg.Gateway = d.decodeGateway(d.single(all["gateway"]), cfg.Security)
 	cfg.Telemetry = d.decodeTelemetry(d.single(all["telemetry"]))
 	d.warnUnused(plugins)
+	d.warnUnknownServices(cfg)
 	return cfg
+}
+
+// warnUnknownServices warns about gateway routes and parts calling a service no
+// block declares while the registry is the built-in one: it holds only the
+// services this host runs, so such a call could never be answered. A plugin
+// registry may hold services run elsewhere; a {param} name is known per request.
+func (d *decoder) warnUnknownServices(cfg *Config) {
+	if cfg.Registry.Plugin != "" {
+		return
+	}
+	var names []string
+	for _, s := range cfg.Services {
+		names = append(names, s.Name)
+	}
+	expected := "this file declares no services"
+	if len(names) > 0 {
+		expected = "expected one of: " + quoteList(names)
+	}
+	for _, ref := range d.serviceRefs {
+		if strings.Contains(ref.name, "{") || slices.Contains(names, ref.name) {
+			continue
+		}
+		d.warnf(ref.where, fmt.Sprintf("Unknown service %q", ref.name),
+			"%s calls service %q, which no service block declares, and the %s registry holds only the services this host runs; %s (or add a service %q block)",
+			ref.from, ref.name, cfg.Registry.Name, expected, ref.name)
+	}
 }
 
 // decodeVariables decodes the variable blocks, applies the overrides, and makes

@@ -309,6 +309,9 @@ func (d *decoder) target(b *hclsyntax.Block, attrs map[string]*hclsyntax.Attribu
 			continue
 		}
 		*f.dst, _ = d.str(a)
+		if f.name == "service" && *f.dst != "" {
+			d.serviceRefs = append(d.serviceRefs, serviceRef{name: *f.dst, from: fmt.Sprintf("%s %q", b.Type, label(b)), where: a.Expr.Range()})
+		}
 	}
 }
 

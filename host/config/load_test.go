@@ -356,6 +356,51 @@ codec "protobuf" {}
 	}
 }
 
+// TestWarnUnknownGatewayService warns about a gateway route or aggregate part
+// naming a service no block declares while the registry is the built-in memory
+// one, which holds only the services this host runs; a {param} service or a
+// plugin registry (services run elsewhere) is not warned about.
+func TestWarnUnknownGatewayService(t *testing.T) {
+	const gateway = `
+gateway {
+  route "GET /a" {
+    service  = "greter"
+    endpoint = "Greeter.Hello"
+  }
+  route "POST /rpc/{service}/{endpoint}" {
+    service  = "{service}"
+    endpoint = "{endpoint}"
+  }
+  aggregate "GET /both" {
+    part "one" {
+      service  = "greeter"
+      endpoint = "Greeter.Hello"
+    }
+    part "two" {
+      service  = "billing"
+      endpoint = "Billing.Get"
+    }
+  }
+}
+`
+	cfg := mustParse(t, "service \"greeter\" {}\n"+gateway)
+	var got []string
+	for _, w := range cfg.Warnings {
+		got = append(got, FormatDiagnostic(w))
+	}
+	want := []string{
+		`t.hcl:5:16: warning: Unknown service "greter"; route "GET /a" calls service "greter", which no service block declares, and the memory registry holds only the services this host runs; expected one of: greeter (or add a service "greter" block)`,
+		`t.hcl:18:18: warning: Unknown service "billing"; part "two" calls service "billing", which no service block declares, and the memory registry holds only the services this host runs; expected one of: greeter (or add a service "billing" block)`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	cfg = mustParse(t, "service \"greeter\" {}\nregistry \"consul\" {}\nplugin \"registry-consul\" { version = \"1.0.0\" }\n"+gateway)
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("with a plugin registry: warnings %v", cfg.Warnings)
+	}
+}
+
 func TestParseSize(t *testing.T) {
 	good := map[string]int64{
 		"0": 0, "1": 1, "100B": 100, "100 b": 100, "4MiB": 4 << 20, "4mib": 4 << 20, "512KiB": 512 << 10,
