@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/microhost/micro/examples/helloworld/greeter"
+	"github.com/microhost/micro/host/plugins"
 	"github.com/microhost/micro/sdk/client"
 )
 
@@ -145,12 +146,12 @@ func TestConfigValidateVars(t *testing.T) {
 
 // TestConfigValidateWarnings prints a warning as file:line:col, like errors.
 func TestConfigValidateWarnings(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "unused.hcl")
-	if err := writeFile(file, "plugin \"registry-consul\" {\n  version = \"1.0.0\"\n}\n"); err != nil {
+	file := filepath.Join(t.TempDir(), "route.hcl")
+	if err := writeFile(file, "gateway {\n  route \"GET /x\" {\n    service  = \"nope\"\n    endpoint = \"A.B\"\n  }\n}\n"); err != nil {
 		t.Fatal(err)
 	}
 	c := newCLI(t)
-	expect(t, c.run("config", "validate", file), exitOK, file+":1:1: warning: Unused plugin \"registry-consul\"", "unused.hcl is valid")
+	expect(t, c.run("config", "validate", file), exitOK, file+":3:16: warning: Unknown service \"nope\"", "route.hcl is valid")
 }
 
 // TestConfigValidateClientCAFile reports an unusable client_ca_file at its
@@ -186,4 +187,32 @@ func TestConfigValidateClientCAFile(t *testing.T) {
 		}
 		expect(t, c.run("config", "validate", file), exitError, file+":6:27: Unusable TLS files", "client_ca_file "+filepath.Join(dir, tc.clientCA), tc.want)
 	}
+}
+
+// TestConfigValidateLock checks plugin blocks against the lock file micro run
+// reads (beside the config, or --lock), as micro run does before it starts.
+func TestConfigValidateLock(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "micro.hcl")
+	if err := writeFile(file, "codec \"msgpack\" {}\nplugin \"codec-msgpack\" {\n  version = \"0.2.0\"\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t)
+	lockBeside := filepath.Join(dir, plugins.LockFileName)
+	expect(t, c.run("config", "validate", file), exitError,
+		file+":2:1: Plugin codec-msgpack is not installed", lockBeside+" has no entry for it", "micro plugin install <source>")
+
+	lock := &plugins.Lock{Plugins: []*plugins.LockedPlugin{{ID: "codec-msgpack", Version: "0.1.0", SHA256: strings.Repeat("0", 64)}}}
+	if err := lock.Write(lockBeside); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c.run("config", "validate", file), exitError,
+		file+":3:3: Plugin codec-msgpack version mismatch", "asks for version 0.2.0", lockBeside+" has 0.1.0")
+
+	other := filepath.Join(t.TempDir(), "other.lock.hcl")
+	lock.Plugins[0].Version = "0.2.0"
+	if err := lock.Write(other); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c.run("config", "validate", "--lock", other, file), exitOK, "micro.hcl is valid")
 }
