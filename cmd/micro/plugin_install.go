@@ -53,7 +53,7 @@ func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) er
 	if err != nil {
 		return err
 	}
-	p, err := a.installBinary(ctx, o, src)
+	p, err := a.installBinary(ctx, o, src, tmp)
 	if err != nil {
 		return err
 	}
@@ -141,12 +141,19 @@ func (a *app) fetchSource(ctx context.Context, source, tmp string) (*fetched, er
 }
 
 // installBinary asks bin what it is, copies it into the plugin directory and
-// returns its lock entry.
-func (a *app) installBinary(ctx context.Context, o *pluginOptions, src *fetched) (*plugins.LockedPlugin, error) {
-	bin, source := src.bin, src.source
-	sum, err := plugins.FileSHA256(bin)
+// returns its lock entry. It works on an executable copy under tmp: a binary
+// saved without its executable bit installs, and the file started to describe
+// it is the one installed.
+func (a *app) installBinary(ctx context.Context, o *pluginOptions, src *fetched, tmp string) (*plugins.LockedPlugin, error) {
+	source := src.source
+	staged := filepath.Join(tmp, "staged")
+	if err := os.Mkdir(staged, 0o700); err != nil {
+		return nil, fmt.Errorf("plugin install: %w", err)
+	}
+	bin := filepath.Join(staged, filepath.Base(src.bin))
+	sum, err := plugins.CopyFile(src.bin, bin, 0o700)
 	if err != nil {
-		return nil, fmt.Errorf("plugin install: reading %s: %w", bin, err)
+		return nil, fmt.Errorf("plugin install: reading %s: %w", src.bin, err)
 	}
 	info, err := a.describe(ctx, bin, sum)
 	if err != nil {

@@ -75,6 +75,24 @@ func TestInstallRelativeAndRenamed(t *testing.T) {
 	}
 }
 
+// TestInstallNotExecutable installs a binary saved without its executable bit
+// (as a browser or curl -O saves one): what is started to describe it is the
+// executable copy that gets installed.
+func TestInstallNotExecutable(t *testing.T) {
+	src := filepath.Join(t.TempDir(), plugins.BinaryName("codec-msgpack"))
+	copyTestFile(t, msgpackBinary(t), src, 0o644)
+	c := newCLI(t)
+	expect(t, c.mustPlugin("install", src), exitOK, "installed codec-msgpack 0.1.0")
+	dst := plugins.InstalledPath(c.dir, "codec-msgpack", "0.1.0")
+	if st, err := os.Stat(dst); err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("installed binary: %v, %v", st, err)
+	}
+	if got, want := c.readLock().Get("codec-msgpack").SHA256, sha256File(t, src); got != want {
+		t.Errorf("locked sha256 %s, want %s", got, want)
+	}
+	c.mustPlugin("verify")
+}
+
 func TestVerifyAndTampering(t *testing.T) {
 	bin := msgpackBinary(t)
 	c := newCLI(t)
