@@ -186,6 +186,7 @@ func callTLS(dir string, flags tlsconfig.Files) (*tlsconfig.Files, error) {
 		return nil, nil
 	}
 	files := *cfg.Security.TLS
-	files.RequireClientCert = false // a client setting has no use for it
+	// Server settings: a caller has no use for them, and need not be able to read client_ca_file.
+	files.RequireClientCert, files.ClientCAFile = false, ""
 	return &files, nil
 }
