@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -14,6 +16,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/microhost/micro/sdk/plugin"
 )
 
 // LockFileName is the lock file kept beside micro.hcl.
@@ -54,6 +58,9 @@ func ReadLock(path string) (*Lock, error) {
 	if diags := gohcl.DecodeBody(f.Body, nil, &l); diags.HasErrors() {
 		return nil, diagError(diags)
 	}
+	if diags := checkEntries(f.Body); diags.HasErrors() {
+		return nil, diagError(diags)
+	}
 	seen := map[string]bool{}
 	for _, p := range l.Plugins {
 		if seen[p.ID] {
@@ -62,6 +69,55 @@ func ReadLock(path string) (*Lock, error) {
 		seen[p.ID] = true
 	}
 	return &l, nil
+}
+
+var (
+	// lockIDRE is a plugin id: <kind>-<name>, one path segment.
+	lockIDRE = regexp.MustCompile(`^(` + strings.Join(plugin.Kinds, "|") + `)-[a-z0-9][a-z0-9_-]*$`)
+	// lockVersionRE is a version that is one path segment.
+	lockVersionRE = regexp.MustCompile(`^v?[0-9A-Za-z][0-9A-Za-z.+_-]*$`)
+)
+
+// checkEntries refuses ids and versions that are not one path segment each: an
+// entry's binary is <dir>/<id>/<version>/micro-<id>, and commands delete that
+// directory, so an entry must not reach another plugin's files.
+func checkEntries(body hcl.Body) hcl.Diagnostics {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	const fix = "fix the entry, or remove it and run `micro plugin install <source>`"
+	var diags hcl.Diagnostics
+	for _, b := range sb.Blocks {
+		if b.Type != "plugin" || len(b.Labels) != 1 {
+			continue
+		}
+		if id := b.Labels[0]; !lockIDRE.MatchString(id) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Invalid plugin id %q", id),
+				Detail:   fmt.Sprintf("%q is not <kind>-<name> with a kind of %s and a name of lower-case letters, digits, '-' and '_'; %s", id, strings.Join(plugin.Kinds, ", "), fix),
+				Subject:  b.LabelRanges[0].Ptr(),
+			})
+		}
+		a := b.Body.Attributes["version"]
+		if a == nil {
+			continue
+		}
+		v, vd := a.Expr.Value(nil)
+		if vd.HasErrors() || v.Type() != cty.String || v.IsNull() || !v.IsKnown() {
+			continue // gohcl reported it
+		}
+		if version := v.AsString(); !lockVersionRE.MatchString(version) || strings.Contains(version, "..") {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Invalid version %q for plugin %q", version, b.Labels[0]),
+				Detail:   fmt.Sprintf("expected a version of letters, digits, '.', '+', '_' and '-' such as \"1.2.0\"; %s", fix),
+				Subject:  a.Expr.Range().Ptr(),
+			})
+		}
+	}
+	return diags
 }
 
 // Get returns the entry for id, or nil.

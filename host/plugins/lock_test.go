@@ -1,0 +1,54 @@
+package plugins_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/microhost/micro/host/plugins"
+)
+
+// TestReadLockRefusesUnsafeEntries refuses ids and versions that are not one
+// path segment each: a plugin's directory is <dir>/<id>/<version>, and a lock
+// entry must not reach another plugin's files.
+func TestReadLockRefusesUnsafeEntries(t *testing.T) {
+	const sum = "0000000000000000000000000000000000000000000000000000000000000000"
+	tests := []struct {
+		name, id, version string
+		wants             []string
+	}{
+		{"version climbing out", "codec-a", "../codec-b", []string{":3:13:", `version "../codec-b"`}},
+		{"version with a slash", "codec-a", "1.0/x", []string{":3:13:", `version "1.0/x"`}},
+		{"version dot-dot", "codec-a", "..", []string{":3:13:", `version ".."`}},
+		{"id with a slash", "codec-a/../b", "1.0.0", []string{":2:8:", `"codec-a/../b" is not <kind>-<name>`}},
+		{"id of no kind", "frob-a", "1.0.0", []string{":2:8:", `"frob-a" is not <kind>-<name>`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), plugins.LockFileName)
+			src := "# a lock\nplugin \"" + tt.id + "\" {\n  version = \"" + tt.version + "\"\n  sha256  = \"" + sum + "\"\n}\n"
+			if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := plugins.ReadLock(path)
+			if err == nil {
+				t.Fatalf("ReadLock accepted id %q version %q", tt.id, tt.version)
+			}
+			for _, w := range append(tt.wants, path) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+
+	good := &plugins.Lock{Plugins: []*plugins.LockedPlugin{{ID: "registry-consul", Version: "v1.2.0+build.1", SHA256: sum}}}
+	path := filepath.Join(t.TempDir(), plugins.LockFileName)
+	if err := good.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := plugins.ReadLock(path); err != nil || l.Get("registry-consul") == nil {
+		t.Fatalf("ReadLock of a good lock: %v, %v", l, err)
+	}
+}
