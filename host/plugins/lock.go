@@ -61,13 +61,6 @@ func ReadLock(path string) (*Lock, error) {
 	if diags := checkEntries(f.Body); diags.HasErrors() {
 		return nil, diagError(diags)
 	}
-	seen := map[string]bool{}
-	for _, p := range l.Plugins {
-		if seen[p.ID] {
-			return nil, fmt.Errorf("%s: plugin %q is locked twice; keep one entry", path, p.ID)
-		}
-		seen[p.ID] = true
-	}
 	return &l, nil
 }
 
@@ -78,9 +71,10 @@ var (
 	lockVersionRE = regexp.MustCompile(`^v?[0-9A-Za-z][0-9A-Za-z.+_-]*$`)
 )
 
-// checkEntries refuses ids and versions that are not one path segment each: an
-// entry's binary is <dir>/<id>/<version>/micro-<id>, and commands delete that
-// directory, so an entry must not reach another plugin's files.
+// checkEntries refuses a plugin locked twice, and ids and versions that are not
+// one path segment each: an entry's binary is <dir>/<id>/<version>/micro-<id>,
+// and commands delete that directory, so an entry must not reach another
+// plugin's files.
 func checkEntries(body hcl.Body) hcl.Diagnostics {
 	sb, ok := body.(*hclsyntax.Body)
 	if !ok {
@@ -88,10 +82,20 @@ func checkEntries(body hcl.Body) hcl.Diagnostics {
 	}
 	const fix = "fix the entry, or remove it and run `micro plugin install <source>`"
 	var diags hcl.Diagnostics
+	seen := map[string]hcl.Range{}
 	for _, b := range sb.Blocks {
 		if b.Type != "plugin" || len(b.Labels) != 1 {
 			continue
 		}
+		if prev, dup := seen[b.Labels[0]]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Plugin %q is locked twice", b.Labels[0]),
+				Detail:   fmt.Sprintf("it is already locked at %s:%d:%d; keep one entry", prev.Filename, prev.Start.Line, prev.Start.Column),
+				Subject:  b.LabelRanges[0].Ptr(),
+			})
+		}
+		seen[b.Labels[0]] = b.LabelRanges[0]
 		if id := b.Labels[0]; !lockIDRE.MatchString(id) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,

@@ -43,6 +43,15 @@ func TestReadLockRefusesUnsafeEntries(t *testing.T) {
 		})
 	}
 
+	dup := filepath.Join(t.TempDir(), plugins.LockFileName)
+	entry := "plugin \"codec-a\" {\n  version = \"1.0.0\"\n  sha256  = \"" + sum + "\"\n}\n"
+	if err := os.WriteFile(dup, []byte(entry+entry), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plugins.ReadLock(dup); err == nil || !strings.Contains(err.Error(), dup+":5:8: ") || !strings.Contains(err.Error(), "already locked at "+dup+":1:8") {
+		t.Errorf("a plugin locked twice: %v", err)
+	}
+
 	good := &plugins.Lock{Plugins: []*plugins.LockedPlugin{{ID: "registry-consul", Version: "v1.2.0+build.1", SHA256: sum}}}
 	path := filepath.Join(t.TempDir(), plugins.LockFileName)
 	if err := good.Write(path); err != nil {
