@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"sync"
 	"time"
@@ -26,6 +27,9 @@ type HTTP struct {
 
 	pools sync.Map // addr -> *httpConn
 
+	connsMu sync.Mutex
+	conns   map[string]*addrConns // dialed address -> its connections, while it has a connection or a pool
+
 	healthOnce sync.Once
 	stop       chan struct{}
 	stopOnce   sync.Once
@@ -41,7 +45,7 @@ func NewHTTP(opts ...HTTPOption) *HTTP {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	t := &HTTP{opts: o, scheme: "http", stop: make(chan struct{})}
+	t := &HTTP{opts: o, scheme: "http", stop: make(chan struct{}), conns: make(map[string]*addrConns)}
 	if o.clientTLS != nil {
 		t.scheme = "https"
 	}
@@ -129,21 +133,54 @@ func (t *HTTP) dialTLS(d *net.Dialer, h2 bool) func(ctx context.Context, network
 	}
 }
 
-// dialCounted dials and counts the connection against its address's pool.
+// dialCounted dials and counts the connection open for its address until closed.
 func (t *HTTP) dialCounted(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		v, ok := t.pools.Load(addr)
-		if !ok {
-			return c, nil
-		}
-		p := v.(*httpConn).pool
-		p.open.Add(1)
-		return &countedConn{Conn: c, p: p}, nil
+		a := t.holdConns(addr)
+		a.open.Add(1)
+		return &countedConn{Conn: c, t: t, a: a}, nil
 	}
+}
+
+// holdConns returns the connection count of the dialed address key, kept until
+// the matching dropConns.
+func (t *HTTP) holdConns(key string) *addrConns {
+	t.connsMu.Lock()
+	defer t.connsMu.Unlock()
+	a := t.conns[key]
+	if a == nil {
+		a = &addrConns{key: key}
+		t.conns[key] = a
+	}
+	a.refs++
+	return a
+}
+
+// dropConns releases a hold on a, forgetting it once nothing holds it.
+func (t *HTTP) dropConns(a *addrConns) {
+	t.connsMu.Lock()
+	defer t.connsMu.Unlock()
+	if a.refs--; a.refs == 0 {
+		delete(t.conns, a.key)
+	}
+}
+
+// dialAddr is the address the round trippers dial for addr, which names the
+// scheme's port when addr names none.
+func (t *HTTP) dialAddr(addr string) string {
+	u := url.URL{Scheme: t.scheme, Host: addr}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if t.scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // Name returns "http".
@@ -186,7 +223,12 @@ func (t *HTTP) live(addr string) *httpConn {
 			if t.opts.http2 {
 				perConn = h2StreamsPerConn
 			}
-			v, _ = t.pools.LoadOrStore(addr, &httpConn{t: t, addr: addr, pool: newPool(addr, t.opts.pool, perConn)})
+			a := t.holdConns(t.dialAddr(addr))
+			var loaded bool
+			v, loaded = t.pools.LoadOrStore(addr, &httpConn{t: t, addr: addr, pool: newPool(addr, a, t.opts.pool, perConn)})
+			if loaded {
+				t.dropConns(a)
+			}
 		}
 		c := v.(*httpConn)
 		if !c.pool.isRetired() {
@@ -203,6 +245,7 @@ func (t *HTTP) forget(c *httpConn) bool {
 		return false
 	}
 	t.pools.CompareAndDelete(c.addr, c)
+	t.dropConns(c.pool.conns)
 	return true
 }
 
@@ -216,7 +259,9 @@ func (t *HTTP) Healthy(addr string) bool {
 	return v.(*httpConn).pool.healthy.Load()
 }
 
-// Stats returns a snapshot of every address's pool, sorted by address.
+// Stats returns a snapshot of every address's pool, sorted by address. Open and
+// Idle count all of the address's connections, including those dialed while an
+// earlier pool of it was in use.
 func (t *HTTP) Stats() []PoolStats {
 	var out []PoolStats
 	t.pools.Range(func(_, v any) bool {

@@ -36,12 +36,12 @@ var errRetired = stderrors.New("transport: pool retired")
 // pool bounds and measures the calls and connections to one address.
 type pool struct {
 	addr        string
+	conns       *addrConns    // the address's connections, which outlive the pool
 	slots       chan struct{} // one token per call allowed in flight
 	waitTimeout time.Duration
 	perConn     int // calls one connection carries at once (1 for HTTP/1.1)
 
 	users    atomic.Int64 // calls holding or waiting for a slot, plus retired once forgotten
-	open     atomic.Int64
 	inUse    atomic.Int64
 	waits    atomic.Int64
 	waitNS   atomic.Int64
@@ -50,9 +50,10 @@ type pool struct {
 	lastUsed atomic.Int64 // unix nanoseconds
 }
 
-func newPool(addr string, o PoolOptions, perConn int) *pool {
+func newPool(addr string, conns *addrConns, o PoolOptions, perConn int) *pool {
 	p := &pool{
 		addr:        addr,
+		conns:       conns,
 		slots:       make(chan struct{}, o.MaxOpen*perConn),
 		waitTimeout: o.WaitTimeout,
 		perConn:     perConn,
@@ -111,7 +112,7 @@ func (p *pool) retire() bool { return p.users.CompareAndSwap(0, retired) }
 func (p *pool) isRetired() bool { return p.users.Load()&retired != 0 }
 
 func (p *pool) stats() PoolStats {
-	open := int(p.open.Load())
+	open := int(p.conns.open.Load())
 	inUse := int(p.inUse.Load())
 	busyConns := (inUse + p.perConn - 1) / p.perConn
 	idle := open - busyConns
@@ -131,14 +132,27 @@ func (p *pool) stats() PoolStats {
 	}
 }
 
-// countedConn decrements its pool's open count once when closed.
+// addrConns counts the open connections to one dialed address. The round
+// trippers keep connections across pools, so the count lives as long as the
+// address has a connection or a pool, not as long as one pool.
+type addrConns struct {
+	key  string
+	open atomic.Int64
+	refs int // open connections plus live pools; guarded by HTTP.connsMu
+}
+
+// countedConn counts itself open in its address's addrConns until closed.
 type countedConn struct {
 	net.Conn
-	p    *pool
+	t    *HTTP
+	a    *addrConns
 	once sync.Once
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.p.open.Add(-1) })
+	c.once.Do(func() {
+		c.a.open.Add(-1)
+		c.t.dropConns(c.a)
+	})
 	return c.Conn.Close()
 }

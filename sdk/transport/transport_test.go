@@ -714,3 +714,119 @@ func TestPoolChurnUnderLoad(t *testing.T) {
 		t.Errorf("server saw %d calls at once, the pool allows 1", m)
 	}
 }
+
+// countingServer is a plain net/http server that answers every request 200 and
+// counts the connections it has accepted and not yet closed.
+type countingServer struct {
+	addr string
+	open atomic.Int64
+}
+
+func serveCounting(t *testing.T) *countingServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &countingServer{addr: l.Addr().String()}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Protocols: &protos,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+		}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.open.Add(-1)
+			}
+		},
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+// call dials addr and makes one call through the connection it gets.
+func call(t *testing.T, cli *transport.HTTP, addr string) transport.Conn {
+	t.Helper()
+	conn, err := cli.Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}}); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// waitStats polls until cli's stats satisfy ok, and fails with the last ones seen.
+func waitStats(t *testing.T, cli *transport.HTTP, srv *countingServer, what string, ok func(st []transport.PoolStats, serverOpen int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var seen string // the last stats seen while the server had a connection open
+	for {
+		st, n := cli.Stats(), int(srv.open.Load())
+		if ok(st, n) {
+			return
+		}
+		if n > 0 {
+			seen = fmt.Sprintf("; while the server had %d connections open, stats were %+v", n, st)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: stats %+v, server has %d connections open%s", what, st, n, seen)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// openMatchesServer holds when addr's one pool counts as open, all idle, the
+// connections the server has open, and there are some.
+func openMatchesServer(st []transport.PoolStats, serverOpen int) bool {
+	return len(st) == 1 && serverOpen > 0 && st[0].Open == serverOpen && st[0].Idle == serverOpen && st[0].InUse == 0
+}
+
+// TestPoolStatsAfterConnClose counts the connections an address's pool inherits
+// from the pool a closed Conn dropped, and their closing after IdleTimeout.
+func TestPoolStatsAfterConnClose(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http2=%v", h2), func(t *testing.T) {
+			srv := serveCounting(t)
+			cli := newHTTP(t, transport.HTTP2(h2), transport.HealthInterval(-1),
+				transport.Pool(transport.PoolOptions{IdleTimeout: 300 * time.Millisecond}))
+			if err := call(t, cli, srv.addr).Close(); err != nil {
+				t.Fatal(err)
+			}
+			call(t, cli, srv.addr)
+			waitStats(t, cli, srv, "the reused connection counted", openMatchesServer)
+			waitStats(t, cli, srv, "idle connections closed", func(st []transport.PoolStats, n int) bool {
+				return n == 0 && len(st) == 1 && st[0].Open == 0 && st[0].Idle == 0
+			})
+		})
+	}
+}
+
+// TestPoolStatsAfterHealthLoopForgets counts the connection the health loop's
+// checks kept open in the pool made after the loop forgot the first one, and
+// drops the address once it is forgotten again and its connection closed.
+func TestPoolStatsAfterHealthLoopForgets(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http2=%v", h2), func(t *testing.T) {
+			srv := serveCounting(t)
+			cli := newHTTP(t, transport.HTTP2(h2), transport.HealthInterval(5*time.Millisecond),
+				transport.Pool(transport.PoolOptions{IdleTimeout: 250 * time.Millisecond}))
+			call(t, cli, srv.addr)
+			waitStats(t, cli, srv, "the first pool counted", openMatchesServer)
+			waitStats(t, cli, srv, "the idle pool forgotten", func(st []transport.PoolStats, _ int) bool { return len(st) == 0 })
+			call(t, cli, srv.addr)
+			waitStats(t, cli, srv, "the new pool counted", openMatchesServer)
+			waitStats(t, cli, srv, "the pool forgotten and its connection closed", func(st []transport.PoolStats, n int) bool {
+				return len(st) == 0 && n == 0
+			})
+		})
+	}
+}
