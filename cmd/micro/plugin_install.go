@@ -43,6 +43,11 @@ func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) er
 	if err != nil {
 		return err
 	}
+	// The lock is written last; an install that could not record its plugin
+	// would leave a binary the lock does not vouch for.
+	if err := checkWritable(o.lock); err != nil {
+		return fmt.Errorf("cannot install %s: the lock file %s cannot be written (%w): create its directory, or name another lock file with --lock", source, o.lock, err)
+	}
 	tmp, err := os.MkdirTemp("", "micro-plugin-install-")
 	if err != nil {
 		return fmt.Errorf("creating a temporary directory: %w", err)
@@ -63,6 +68,17 @@ func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) er
 	}
 	fmt.Fprintf(a.stdout, "installed %s %s (sha256 %s…) from %s\n", p.ID, p.Version, shortSum(p.SHA256), p.Source)
 	return nil
+}
+
+// checkWritable checks that a file can be created beside path, as writing the
+// lock file atomically does.
+func checkWritable(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".micro.lock.*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // sourceKind says which of the three kinds of source s is.

@@ -93,6 +93,17 @@ func TestInstallNotExecutable(t *testing.T) {
 	c.mustPlugin("verify")
 }
 
+// TestInstallUnwritableLock refuses an install whose lock file cannot be
+// written before anything is installed, so no binary is left unrecorded.
+func TestInstallUnwritableLock(t *testing.T) {
+	c := newCLI(t)
+	c.lock = filepath.Join(t.TempDir(), "no", "such", "dir", plugins.LockFileName)
+	expect(t, c.plugin("install", msgpackBinary(t)), exitError, "cannot install", c.lock, "--lock")
+	if _, err := os.Stat(c.dir); !os.IsNotExist(err) {
+		t.Errorf("a refused install touched the plugin directory (%v)", err)
+	}
+}
+
 func TestVerifyAndTampering(t *testing.T) {
 	bin := msgpackBinary(t)
 	c := newCLI(t)
