@@ -76,6 +76,9 @@ func configValidate(a *app, args []string) error {
 	if len(rest) == 1 {
 		file = rest[0]
 	}
+	if err := configExists(file); err != nil {
+		return err
+	}
 	cfg, err := config.Load(file, config.WithVars(vars))
 	if err != nil {
 		return err

@@ -82,6 +82,9 @@ func runRun(a *app, ctx context.Context, args []string) error {
 	file := ""
 	if len(rest) == 1 {
 		file = rest[0]
+		if err := configExists(file); err != nil {
+			return err
+		}
 	} else if _, err := os.Stat(defaultConfigFile); err == nil {
 		file = defaultConfigFile
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -116,6 +119,14 @@ func runRun(a *app, ctx context.Context, args []string) error {
 	}
 	opts = append(opts, host.WithConfigFile(file, config.WithVars(vars)))
 	return host.RunReloading(ctx, nil, opts...)
+}
+
+// configExists explains a config file that is not there.
+func configExists(file string) error {
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("config file %s does not exist: give the path of one, or write one with `micro config default > micro.hcl`", file)
+	}
+	return nil
 }
 
 // examples holds a request body per endpoint worth showing; others get {}.

@@ -216,3 +216,12 @@ func TestConfigValidateLock(t *testing.T) {
 	}
 	expect(t, c.run("config", "validate", "--lock", other, file), exitOK, "micro.hcl is valid")
 }
+
+// TestMissingConfigFile names the missing file and what to do about it.
+func TestMissingConfigFile(t *testing.T) {
+	c := newCLI(t)
+	t.Chdir(t.TempDir())
+	expect(t, c.run("config", "validate"), exitError, "micro.hcl does not exist", "micro config default > micro.hcl")
+	expect(t, c.run("config", "validate", "nope.hcl"), exitError, "nope.hcl does not exist", "micro config default > micro.hcl")
+	expect(t, c.run("run", "nope.hcl"), exitError, "nope.hcl does not exist", "micro config default > micro.hcl")
+}
