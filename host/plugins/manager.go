@@ -53,10 +53,10 @@ type Options struct {
 
 // Manager runs the plugins of one host.
 type Manager struct {
-	opts    Options
-	tls     *plugin.HostTLS
-	workDir string
-	calls   *callMetrics // nil without metrics
+	opts  Options
+	tls   *plugin.HostTLS
+	work  *workDir     // where the verified copies of the binaries run from
+	calls *callMetrics // nil without metrics
 
 	mu        sync.Mutex
 	instances []*Instance
@@ -84,18 +84,14 @@ func NewManager(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "microhost-plugins-")
-	if err != nil {
-		return nil, fmt.Errorf("plugins: host-owned directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("plugins: host-owned directory: %w", err)
-	}
-	m := &Manager{opts: opts, tls: ht, workDir: dir}
+	m := &Manager{opts: opts, tls: ht}
 	if reg := opts.Telemetry.Registerer(); reg != nil {
 		if m.calls, err = newCallMetrics(reg); err != nil {
 			return nil, fmt.Errorf("plugins: %w", err)
 		}
+	}
+	if m.work, err = newWorkDir(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -116,7 +112,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Instance, error) {
 	if _, err := os.Stat(spec.Path); err != nil {
 		return nil, fmt.Errorf("plugin %s %s: binary %s is missing (%w): install it with `micro plugin install <source>`", spec.ID, spec.Version, spec.Path, errors.Unwrap(err))
 	}
-	owned := filepath.Join(m.workDir, spec.ID+"-"+spec.Version)
+	owned := filepath.Join(m.work.path, spec.ID+"-"+spec.Version)
 	if err := os.MkdirAll(owned, 0o700); err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", spec.ID, err)
 	}
@@ -178,5 +174,5 @@ func (m *Manager) Close() error {
 		}()
 	}
 	wg.Wait()
-	return os.RemoveAll(m.workDir)
+	return m.work.close()
 }

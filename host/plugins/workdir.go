@@ -1,0 +1,90 @@
+package plugins
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// workDirPrefix names the directories hosts run their plugin copies from.
+const workDirPrefix = "microhost-plugins-"
+
+// workDirLock is the file in a work directory its host holds an exclusive
+// flock on while it runs. The kernel drops the lock when the host dies, however
+// it dies, so a later host can tell a live host's directory from a dead one's,
+// across pid namespaces sharing the temporary directory too.
+const workDirLock = ".lock"
+
+// workDir is a host's directory for the copies of the plugin binaries it runs.
+type workDir struct {
+	path string
+	lock *os.File // holds the flock until close
+}
+
+// newWorkDir removes the work directories that hosts killed without cleaning
+// up left behind (each holds a copy of every plugin binary that host ran), then
+// makes and locks this host's own.
+func newWorkDir() (*workDir, error) {
+	removeDeadWorkDirs(os.TempDir())
+	path, err := os.MkdirTemp("", workDirPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("plugins: host-owned directory: %w", err)
+	}
+	lock, err := lockWorkDir(path)
+	if err != nil {
+		os.RemoveAll(path)
+		return nil, fmt.Errorf("plugins: host-owned directory: %w", err)
+	}
+	return &workDir{path: path, lock: lock}, nil
+}
+
+// lockWorkDir restricts path to this user and takes its lock.
+func lockWorkDir(path string) (*os.File, error) {
+	if err := os.Chmod(path, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(path, workDirLock), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// close removes the directory and releases its lock.
+func (w *workDir) close() error {
+	err := os.RemoveAll(w.path)
+	w.lock.Close()
+	return err
+}
+
+// removeDeadWorkDirs removes the work directories in parent whose lock no host
+// holds. A directory without a lock file is left alone: its host may be
+// between making it and locking it.
+func removeDeadWorkDirs(parent string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), workDirPrefix) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		f, err := os.OpenFile(filepath.Join(dir, workDirLock), os.O_RDWR, 0)
+		if err != nil { // no lock file, or another user's directory
+			continue
+		}
+		// Only a lock taken proves its host dead: a held one (EWOULDBLOCK) or a
+		// file system without locks leaves the directory alone.
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.RemoveAll(dir)
+		}
+		f.Close()
+	}
+}
