@@ -114,6 +114,10 @@ func flush(ctx context.Context, nc *nats.Conn, timeout time.Duration) error {
 // under its SubscriptionID, which then delivers what was stored meanwhile and
 // redelivers what was left unacked. Then it starts consuming it.
 func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStream, o options) error {
+	if !coveredBy(s.topic, o.subjects) {
+		return fmt.Errorf("broker nats: %s: the stream %s stores %v, which do not cover the topic, so nothing would arrive: add a matching subject to jetstream.subjects",
+			s, o.stream, o.subjects)
+	}
 	s.maxDeliver = o.maxDeliver
 	if s.opts.MaxAttempts > 0 {
 		s.maxDeliver = s.opts.MaxAttempts
@@ -186,8 +190,11 @@ func (s *subscription) consume(ctx context.Context, c *jsConsumer) (jetstream.Co
 	defer cancel()
 	cons, err := c.js.CreateOrUpdateConsumer(cctx, c.o.stream, c.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w (does jetstream.subjects %v cover the topic?)",
-			s, c.cfg.Durable, c.o.stream, err, c.o.subjects)
+		if !c.js.Conn().IsConnected() {
+			return nil, fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w (the connection to NATS is down; the client keeps reconnecting: is the server up?)",
+				s, c.cfg.Durable, c.o.stream, err)
+		}
+		return nil, fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w", s, c.cfg.Durable, c.o.stream, err)
 	}
 	cc, err := cons.Consume(s.consumeJS, c.consumeOpts...)
 	if err != nil {
