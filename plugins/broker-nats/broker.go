@@ -51,8 +51,9 @@ type natsBroker struct {
 
 var _ broker.Broker = (*natsBroker)(nil)
 
-// newBroker returns an unconfigured broker; onError receives messages given up
-// on after their last attempt (nil: dropped unreported).
+// newBroker returns an unconfigured broker; onError receives what has no caller
+// to go to: messages given up on after their last attempt, and subscriptions
+// whose consumer cannot be made again (nil: unreported).
 func newBroker(onError func(topic string, err error)) *natsBroker {
 	if onError == nil {
 		onError = func(string, error) {}

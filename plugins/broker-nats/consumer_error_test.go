@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -36,5 +37,53 @@ func TestConsumerCreateErrors(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "connection to NATS is down") {
 		t.Errorf("Subscribe with the server away = %v, does not say the connection is down", err)
+	}
+}
+
+// TestConsumerLostForGoodIsReported deletes the stream under a subscription:
+// its consumer goes with it and cannot be made again, and the broker's error
+// hook hears it once instead of the subscription going silent.
+func TestConsumerLostForGoodIsReported(t *testing.T) {
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	reported := make(chan error, 8)
+	b := openBroker(t, s.ClientURL(), jetStreamConfig("lost.>"), func(_ string, err error) { reported <- err })
+	js := jetStreamClient(t, s.ClientURL())
+	sub, err := b.Subscribe(t.Context(), "lost.x", func(context.Context, broker.Delivery) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	// Delete the stream while the subscription's pull waits on the server,
+	// which then tells it the consumer is gone (without a pull waiting, only
+	// missed heartbeats would, tens of seconds later).
+	names := consumerNames(t, js)
+	if len(names) != 1 {
+		t.Fatalf("consumers %v; want the subscription's", names)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := js.Consumer(t.Context(), defaultStream, names[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.CachedInfo().NumWaiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription's pull never reached the server")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := js.DeleteStream(t.Context(), defaultStream); err != nil {
+		t.Fatal(err)
+	}
+	err = receive(t, reported, "the report of the lost consumer")
+	if !strings.Contains(err.Error(), "making it again failed") || !strings.Contains(err.Error(), defaultStream) {
+		t.Errorf("report %v does not say the consumer could not be made again on stream %s", err, defaultStream)
+	}
+	select {
+	case err := <-reported:
+		t.Errorf("reported twice: %v", err)
+	case <-time.After(200 * time.Millisecond):
 	}
 }

@@ -16,6 +16,6 @@ func main() {
 		ConfigSchema: configSchema,
 		Capabilities: []string{"queue", "ack", "jetstream"},
 	}, newBroker(func(topic string, err error) {
-		log.Warn("message dropped", "topic", topic, "error", err)
+		log.Warn("delivery failed", "topic", topic, "error", err)
 	}))
 }

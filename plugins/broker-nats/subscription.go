@@ -250,6 +250,7 @@ func (s *subscription) restore(c *jsConsumer, deleted bool) {
 // consumer existed are not delivered: a new consumer starts with the messages
 // stored after it.
 func (s *subscription) restoreConsumer(c *jsConsumer, deleted bool) {
+	reported := false
 	for {
 		if s.ctx.Err() != nil {
 			return
@@ -267,9 +268,15 @@ func (s *subscription) restoreConsumer(c *jsConsumer, deleted bool) {
 			// Not under s.ctx: Unsubscribe waits for this create to end before
 			// it deletes the consumer, so the delete cannot overtake it on the
 			// server and leave a consumer nobody reads.
-			if cc, err := s.consume(context.Background(), c); err == nil {
+			cc, err := s.consume(context.Background(), c)
+			if err == nil {
 				s.replaceConsuming(cc)
 				return
+			}
+			if !reported && s.ctx.Err() == nil { // once a streak: the retries would repeat it
+				reported = true
+				s.b.onError(s.topic, fmt.Errorf("broker nats: %s receives nothing: its consumer is gone and making it again failed (retrying every %s; was the stream %s deleted?): %w",
+					s, c.o.reconnectWait, c.o.stream, err))
 			}
 		}
 		t := time.NewTimer(c.o.reconnectWait)
