@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/microhost/micro/host/plugins"
 )
 
 func removeSubcommand() *subcommand {
@@ -30,25 +32,9 @@ func runRemove(a *app, _ context.Context, o *pluginOptions, args []string) error
 	if p == nil {
 		return fmt.Errorf("plugin %s is not in %s (%s); nothing removed", id, o.lock, lockedIDs(lock))
 	}
-	versionDir := filepath.Dir(o.binaryPath(p))
-	note := ""
-	switch {
-	case !insideDir(o.dir, versionDir):
-		// A lock entry with its own path outside the plugin directory: that
-		// file is not ours to delete.
-		note = fmt.Sprintf("; left %s in place (it is outside the plugin directory %s)", o.binaryPath(p), o.dir)
-	default:
-		if _, err := os.Stat(versionDir); errNotExist(err) {
-			note = fmt.Sprintf("; %s was already gone", versionDir)
-		} else if err := os.RemoveAll(versionDir); err != nil {
-			return fmt.Errorf("removing %s: %w; the lock entry is kept: fix the permissions and run `micro plugin remove %s` again", versionDir, err, id)
-		} else {
-			note = fmt.Sprintf(" (deleted %s)", versionDir)
-		}
-		// Drop <dir>/<id> when this was its last version; a non-empty one stays.
-		if parent := filepath.Dir(versionDir); insideDir(o.dir, parent) {
-			_ = os.Remove(parent)
-		}
+	note, err := o.removeInstalled(lock, p)
+	if err != nil {
+		return err
 	}
 	lock.Remove(id)
 	if err := lock.Write(o.lock); err != nil {
@@ -56,4 +42,52 @@ func runRemove(a *app, _ context.Context, o *pluginOptions, args []string) error
 	}
 	fmt.Fprintf(a.stdout, "removed %s %s%s\n", p.ID, p.Version, note)
 	return nil
+}
+
+// removeInstalled deletes p's binary from its own place in the plugin
+// directory, <dir>/<id>/<version>/micro-<id>, then the directories above it it
+// leaves empty. Nothing else is deleted: a binary the entry's path puts
+// anywhere else, one another entry names, and one reached through a symbolic
+// link are left where they are. It returns the note for the message.
+func (o *pluginOptions) removeInstalled(lock *plugins.Lock, p *plugins.LockedPlugin) (string, error) {
+	own := plugins.InstalledPath(o.dir, p.ID, p.Version)
+	if p.Path != "" && filepath.Clean(p.Path) != own {
+		if !insideDir(o.dir, filepath.Clean(p.Path)) {
+			return fmt.Sprintf("; left %s in place (it is outside the plugin directory %s)", p.Path, o.dir), nil
+		}
+		return fmt.Sprintf("; left %s in place: remove deletes only %s, where `micro plugin install` puts %s %s", p.Path, own, p.ID, p.Version), nil
+	}
+	if !insideDir(o.dir, own) { // ReadLock refuses such ids and versions
+		return fmt.Sprintf("; left %s in place (it is outside the plugin directory %s)", own, o.dir), nil
+	}
+	for _, q := range lock.Plugins {
+		if q.ID != p.ID && q.Path != "" && filepath.Clean(q.Path) == own {
+			return fmt.Sprintf("; left %s in place (the lock's %s entry names it too)", own, q.ID), nil
+		}
+	}
+	versionDir := filepath.Dir(own)
+	if _, err := os.Lstat(own); errNotExist(err) {
+		return fmt.Sprintf("; %s was already gone", own), nil
+	}
+	// <dir>/<id>/<version> must be itself, not a symbolic link elsewhere.
+	realDir, err := filepath.EvalSymlinks(o.dir)
+	if err != nil {
+		return "", fmt.Errorf("removing %s: %w; the lock entry is kept", own, err)
+	}
+	realVersionDir, err := filepath.EvalSymlinks(versionDir)
+	if err != nil {
+		return "", fmt.Errorf("removing %s: %w; the lock entry is kept", own, err)
+	}
+	if realVersionDir != filepath.Join(realDir, p.ID, p.Version) {
+		return fmt.Sprintf("; left %s in place (%s leads to %s through a symbolic link)", own, versionDir, realVersionDir), nil
+	}
+	if err := os.Remove(own); err != nil {
+		return "", fmt.Errorf("removing %s: %w; the lock entry is kept: fix the permissions and run `micro plugin remove %s` again", own, err, p.ID)
+	}
+	// Drop <version>, then <id>, when nothing else is in them.
+	if os.Remove(versionDir) != nil {
+		return fmt.Sprintf(" (deleted %s; kept %s, which holds other files)", own, versionDir), nil
+	}
+	_ = os.Remove(filepath.Dir(versionDir))
+	return fmt.Sprintf(" (deleted %s)", versionDir), nil
 }

@@ -208,6 +208,80 @@ func TestRemoveKeepsOtherVersionsAndFilesOutsideDir(t *testing.T) {
 	}
 }
 
+// TestRemoveDeletesOnlyItsOwnBinary removes lock entries whose binary is not at
+// their own place in the plugin directory (<dir>/<id>/<version>/micro-<id>):
+// each entry is forgotten and its file left where it is, so neither another
+// plugin's files nor anything outside the plugin directory is deleted.
+func TestRemoveDeletesOnlyItsOwnBinary(t *testing.T) {
+	bin := msgpackBinary(t)
+	c := newCLI(t)
+	c.mustPlugin("install", bin)
+	msgpack := plugins.InstalledPath(c.dir, "codec-msgpack", "0.1.0")
+	sum := sha256File(t, msgpack)
+	put := func(p *plugins.LockedPlugin) {
+		t.Helper()
+		l := c.readLock()
+		l.Put(p)
+		if err := l.Write(c.lock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExist := func(path string) {
+		t.Helper()
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("remove deleted %s: %v", path, err)
+		}
+	}
+
+	// An entry whose path is another plugin's binary.
+	put(&plugins.LockedPlugin{ID: "codec-a", Version: "1.0.0", SHA256: sum, Path: msgpack})
+	expect(t, c.mustPlugin("remove", "codec-a"), exitOK, "removed codec-a 1.0.0", "left "+msgpack+" in place")
+	mustExist(msgpack)
+	if l := c.readLock(); l.Get("codec-a") != nil || l.Get("codec-msgpack") == nil {
+		t.Errorf("lock after removing codec-a: %+v", l.Plugins)
+	}
+	c.mustPlugin("verify")
+
+	// An entry whose path is elsewhere in the plugin directory.
+	stray := filepath.Join(c.dir, "keep", "micro-codec-b")
+	if err := os.MkdirAll(filepath.Dir(stray), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyTestFile(t, bin, stray, 0o755)
+	put(&plugins.LockedPlugin{ID: "codec-b", Version: "1.0.0", SHA256: sum, Path: stray})
+	expect(t, c.mustPlugin("remove", "codec-b"), exitOK, "removed codec-b 1.0.0", "left "+stray+" in place")
+	mustExist(stray)
+
+	// An entry at its own place, which another entry's path also names.
+	own := plugins.InstalledPath(c.dir, "codec-c", "1.0.0")
+	if err := os.MkdirAll(filepath.Dir(own), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyTestFile(t, bin, own, 0o755)
+	put(&plugins.LockedPlugin{ID: "codec-c", Version: "1.0.0", SHA256: sum})
+	put(&plugins.LockedPlugin{ID: "codec-d", Version: "1.0.0", SHA256: sum, Path: own})
+	expect(t, c.mustPlugin("remove", "codec-c"), exitOK, "removed codec-c 1.0.0", "left "+own+" in place", "codec-d")
+	mustExist(own)
+
+	// An entry whose directory in the plugin directory is a symbolic link out of it.
+	outside := t.TempDir()
+	outsideBin := filepath.Join(outside, "1.0.0", "micro-codec-e")
+	if err := os.MkdirAll(filepath.Dir(outsideBin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyTestFile(t, bin, outsideBin, 0o755)
+	if err := os.Symlink(outside, filepath.Join(c.dir, "codec-e")); err != nil {
+		t.Fatal(err)
+	}
+	put(&plugins.LockedPlugin{ID: "codec-e", Version: "1.0.0", SHA256: sum})
+	expect(t, c.mustPlugin("remove", "codec-e"), exitOK, "removed codec-e 1.0.0", "in place", "symbolic link")
+	mustExist(outsideBin)
+
+	if l := c.readLock(); len(l.Plugins) != 2 || l.Get("codec-msgpack") == nil || l.Get("codec-d") == nil {
+		t.Errorf("lock after the removals: %+v", l.Plugins)
+	}
+}
+
 func TestInstallRefusesNonPlugin(t *testing.T) {
 	c := newCLI(t)
 	script := filepath.Join(t.TempDir(), "micro-registry-fake")
