@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"reflect"
@@ -610,4 +611,30 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestWarnClientCAWithoutCA warns that client_ca_file alone leaves the
+// services' calls to each other verifying servers against the system's roots.
+func TestWarnClientCAWithoutCA(t *testing.T) {
+	const block = `security {
+  tls {
+    cert_file      = "tls.crt"
+    key_file       = "tls.key"
+    client_ca_file = "clients.crt"
+%s  }
+}
+`
+	cfg := mustParse(t, fmt.Sprintf(block, ""))
+	var got []string
+	for _, w := range cfg.Warnings {
+		got = append(got, FormatDiagnostic(w))
+	}
+	want := `t.hcl:5:22: warning: client_ca_file without ca_file; client_ca_file only admits callers: the services' calls to each other verify server certificates against the system's trusted roots, so certificates from your own CA are refused; expected ca_file = "ca.crt" naming the CA that issued the services' certificates`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+	}
+	cfg = mustParse(t, fmt.Sprintf(block, "    ca_file        = \"ca.crt\"\n"))
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("with ca_file: warnings %v", cfg.Warnings)
+	}
 }

@@ -312,6 +312,10 @@ func (d *decoder) decodeInternal(b *hclsyntax.Block, s *Security) *auth.Internal
 func (d *decoder) decodeTLS(b *hclsyntax.Block, s *Security) *tlsconfig.Files {
 	f, files := d.decodeTLSFiles(b, "every service serves TLS with this certificate")
 	s.tlsFiles = files
+	if f.ClientCAFile != "" && f.CAFile == "" {
+		d.warnf(files["client_ca_file"], "client_ca_file without ca_file",
+			"client_ca_file only admits callers: the services' calls to each other verify server certificates against the system's trusted roots, so certificates from your own CA are refused; expected ca_file = \"ca.crt\" naming the CA that issued the services' certificates")
+	}
 	return f
 }
 
