@@ -108,16 +108,7 @@ func BenchmarkGatewayOwnWork(b *testing.B) {
 	if err := svc.Handle(Bench{}); err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	select {
-	case <-svc.Ready():
-		b.Cleanup(func() { cancel(); <-done })
-	case err := <-done:
-		cancel()
-		b.Fatalf("backend: %v", err)
-	}
+	runBackend(b, svc)
 	_, base := startGateway(b, gateway.Config{Routes: []*gateway.Route{
 		{Pattern: "POST /ping", Service: "bench", Endpoint: "Bench.Ping"},
 	}}, reg, gateway.Transport(tr))

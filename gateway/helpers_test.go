@@ -133,6 +133,13 @@ func startBackend(t testing.TB, reg registry.Registry, name string, h any, opts 
 	if err := svc.Handle(h, opts...); err != nil {
 		t.Fatal(err)
 	}
+	return runBackend(t, svc)
+}
+
+// runBackend runs svc until the test ends and waits until it is ready.
+func runBackend(t testing.TB, svc *service.Service) *backend {
+	t.Helper()
+	name := svc.Name()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
