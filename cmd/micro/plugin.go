@@ -140,6 +140,15 @@ func insideDir(dir, path string) bool {
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
+// shownSource is a recorded source as messages show it: an archive URL
+// without credentials, which a lock file written by hand may hold.
+func shownSource(s string) string {
+	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+		return shownURL(s)
+	}
+	return s
+}
+
 // shortSum abbreviates a hex SHA-256 for tables and messages.
 func shortSum(sum string) string {
 	if len(sum) > 12 {

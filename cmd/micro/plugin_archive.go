@@ -32,23 +32,30 @@ const (
 var httpClient = &http.Client{Timeout: 10 * time.Minute}
 
 // fetchArchive downloads an archive, checks it against the SHA256SUMS beside
-// it, and unpacks its one plugin binary into tmp.
-func (a *app) fetchArchive(ctx context.Context, rawURL, tmp string) (string, error) {
+// it, and unpacks its one plugin binary into tmp. Messages and the source to
+// record show the URL without its user name, password and query string.
+func (a *app) fetchArchive(ctx context.Context, rawURL, tmp string) (*fetched, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", usageErrorf("plugin install: %s is not a valid URL: %v", rawURL, err)
+		// The error quotes the URL, credentials and all: show only why.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, usageErrorf("plugin install: %s is not a valid URL: %v", shownURL(rawURL), err)
 	}
+	shown := publicURL(u)
 	name := path.Base(u.Path)
 	format := archiveFormat(name)
 	if format == "" {
-		return "", usageErrorf("plugin install: %s does not end in .tar.gz, .tgz or .zip; give the URL of a plugin archive", rawURL)
+		return nil, usageErrorf("plugin install: %s does not end in .tar.gz, .tgz or .zip; give the URL of a plugin archive", shown)
 	}
 	sumsURL := *u
 	sumsURL.Path = path.Join(path.Dir(u.Path), "SHA256SUMS")
 	sumsURL.RawPath, sumsURL.RawQuery, sumsURL.Fragment = "", "", ""
 
 	var sums bytes.Buffer
-	if err := fetch(ctx, sumsURL.String(), maxSumsBytes, &sums); err != nil {
+	if err := fetch(ctx, &sumsURL, maxSumsBytes, &sums); err != nil {
 		hint := "check the URL and that the server is reachable"
 		var se *statusError
 		switch {
@@ -57,35 +64,63 @@ func (a *app) fetchArchive(ctx context.Context, rawURL, tmp string) (string, err
 		case errors.Is(err, errTooLarge):
 			hint = "that is not a checksum list: check the URL"
 		}
-		return "", fmt.Errorf("cannot install %s: fetching its checksums: %w; %s", rawURL, err, hint)
+		return nil, fmt.Errorf("cannot install %s: fetching its checksums: %w; %s", shown, err, hint)
 	}
 	want, err := lookupSum(sums.Bytes(), name)
 	if err != nil {
-		return "", fmt.Errorf("cannot install %s: %s %w", rawURL, sumsURL.String(), err)
+		return nil, fmt.Errorf("cannot install %s: %s %w", shown, publicURL(&sumsURL), err)
 	}
 
 	archive := filepath.Join(tmp, "archive")
 	f, err := os.Create(archive)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	h := sha256.New()
-	err = fetch(ctx, rawURL, maxArchiveBytes, io.MultiWriter(f, h))
+	err = fetch(ctx, u, maxArchiveBytes, io.MultiWriter(f, h))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return "", fmt.Errorf("cannot install %s: %w", rawURL, err)
+		return nil, fmt.Errorf("cannot install %s: %w", shown, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return "", fmt.Errorf("cannot install %s: checksum mismatch: %s says sha256 %s, the downloaded archive has %s; the archive or SHA256SUMS was changed or corrupted: do not use it, ask its publisher", rawURL, sumsURL.String(), want, got)
+		return nil, fmt.Errorf("cannot install %s: checksum mismatch: %s says sha256 %s, the downloaded archive has %s; the archive or SHA256SUMS was changed or corrupted: do not use it, ask its publisher", shown, publicURL(&sumsURL), want, got)
 	}
 
 	bin, err := extractPlugin(archive, format, tmp)
 	if err != nil {
-		return "", fmt.Errorf("cannot install %s: %w", rawURL, err)
+		return nil, fmt.Errorf("cannot install %s: %w", shown, err)
 	}
-	return bin, nil
+	id, _, _ := idFromBinaryName(bin)
+	var unrecorded []string
+	if u.User != nil {
+		unrecorded = append(unrecorded, "user name and password")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		unrecorded = append(unrecorded, "query string")
+	}
+	return &fetched{bin: bin, source: shown, wantID: id, unrecorded: strings.Join(unrecorded, " and ")}, nil
+}
+
+// publicURL is u without what may be a secret: its user name and password,
+// query string and fragment.
+func publicURL(u *url.URL) string {
+	v := *u
+	v.User, v.RawQuery, v.ForceQuery, v.Fragment, v.RawFragment = nil, "", false, "", ""
+	return v.String()
+}
+
+// shownURL is a URL to show in a message: publicURL, or only its scheme when
+// it does not parse.
+func shownURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return publicURL(u)
+	}
+	if scheme, _, ok := strings.Cut(raw, "://"); ok {
+		return scheme + "://…"
+	}
+	return "the URL"
 }
 
 func archiveFormat(name string) string {
@@ -98,28 +133,44 @@ func archiveFormat(name string) string {
 	return ""
 }
 
-// fetch GETs rawURL into w, refusing bodies larger than limit bytes.
-func fetch(ctx context.Context, rawURL string, limit int64, w io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+// fetch GETs u into w, refusing bodies larger than limit bytes. Its errors
+// show URLs without credentials, a redirect's target included.
+func fetch(ctx context.Context, u *url.URL, limit int64, w io.Writer) error {
+	shown := publicURL(u)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return err
+		return hideCredentials(err, shown)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return err
+		return hideCredentials(err, shown)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return &statusError{url: rawURL, code: resp.StatusCode, status: resp.Status}
+		return &statusError{url: shown, code: resp.StatusCode, status: resp.Status}
 	}
 	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", rawURL, err)
+		return fmt.Errorf("GET %s: %w", shown, err)
 	}
 	if n > limit {
-		return fmt.Errorf("GET %s: %w (over %d bytes)", rawURL, errTooLarge, limit)
+		return fmt.Errorf("GET %s: %w (over %d bytes)", shown, errTooLarge, limit)
 	}
 	return nil
+}
+
+// hideCredentials makes the URL a *url.Error quotes (the one asked for, or a
+// redirect's target) its publicURL, or shown when it does not parse.
+func hideCredentials(err error, shown string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			ue.URL = publicURL(u)
+		} else {
+			ue.URL = shown
+		}
+	}
+	return err
 }
 
 // errTooLarge is a download over its limit.

@@ -235,3 +235,112 @@ func TestInstallArchiveSumsUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// TestInstallArchiveCredentials installs from URLs carrying a user name and
+// password and tokens in the query: micro.lock.hcl records the URL without them
+// (the output says so), and no message shows them, the install's nor a failed
+// one's, a redirect's target included.
+func TestInstallArchiveCredentials(t *testing.T) {
+	binBytes, err := os.ReadFile(msgpackBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := tarGz(t, archiveFile{name: "micro-codec-msgpack", body: binBytes, mode: 0o755})
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	site := map[string][]byte{
+		"/auth/micro-codec-msgpack.tar.gz":     good,
+		"/auth/SHA256SUMS":                     []byte(sumLine(good, "micro-codec-msgpack.tar.gz")),
+		"/wrongsum/micro-codec-msgpack.tar.gz": good,
+		"/wrongsum/SHA256SUMS":                 []byte(sumLine([]byte("other"), "micro-codec-msgpack.tar.gz")),
+		"/redirect/SHA256SUMS":                 []byte(sumLine(good, "micro-codec-msgpack.tar.gz")),
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, pass, ok := r.BasicAuth(); !ok || user != "alice" || pass != "s3cret-pass" {
+			http.Error(w, "who are you?", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == "/redirect/micro-codec-msgpack.tar.gz" {
+			http.Redirect(w, r, closed.URL+"/micro-codec-msgpack.tar.gz?X-Amz-Signature=redirsig", http.StatusFound)
+			return
+		}
+		body, ok := site[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, ".tar.gz") && r.URL.Query().Get("token") != "t0ken-abc" {
+			http.Error(w, "bad token", http.StatusForbidden)
+			return
+		}
+		w.Write(body)
+	}))
+	defer srv.Close()
+	withSecrets := func(base, path string) string {
+		return strings.Replace(base, "http://", "http://alice:s3cret-pass@", 1) + path + "?token=t0ken-abc&X-Amz-Signature=sig-xyz"
+	}
+	noSecrets := func(t *testing.T, what, s string) {
+		t.Helper()
+		for _, secret := range []string{"alice", "s3cret-pass", "t0ken-abc", "sig-xyz", "redirsig"} {
+			if strings.Contains(s, secret) {
+				t.Errorf("%s shows %q:\n%s", what, secret, s)
+			}
+		}
+	}
+
+	t.Run("installed", func(t *testing.T) {
+		c := newCLI(t)
+		want := srv.URL + "/auth/micro-codec-msgpack.tar.gz"
+		r := c.mustPlugin("install", withSecrets(srv.URL, "/auth/micro-codec-msgpack.tar.gz"))
+		expect(t, r, exitOK, "installed codec-msgpack 0.1.0", "from "+want+";", "not recorded")
+		noSecrets(t, "the output", r.stdout+r.stderr)
+		if p := c.readLock().Get("codec-msgpack"); p == nil || p.Source != want {
+			t.Errorf("lock entry %+v, want source %s", p, want)
+		}
+		lock, err := os.ReadFile(c.lock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		noSecrets(t, c.lock, string(lock))
+		r = c.mustPlugin("list")
+		noSecrets(t, "list", r.stdout+r.stderr)
+
+		// A lock entry written with its credentials is shown without them.
+		l := c.readLock()
+		l.Get("codec-msgpack").Source = withSecrets(srv.URL, "/auth/micro-codec-msgpack.tar.gz")
+		if err := l.Write(c.lock); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(plugins.InstalledPath(c.dir, "codec-msgpack", "0.1.0")); err != nil {
+			t.Fatal(err)
+		}
+		r = c.mustPlugin("list")
+		expect(t, r, exitOK, want)
+		noSecrets(t, "list", r.stdout+r.stderr)
+		r = c.plugin("verify")
+		expect(t, r, exitError, "micro plugin install "+want)
+		noSecrets(t, "verify", r.stdout+r.stderr)
+	})
+
+	for _, tt := range []struct {
+		name, url string
+		wants     []string
+	}{
+		{"not found", withSecrets(srv.URL, "/nosuch/micro-codec-msgpack.tar.gz"), []string{"404 Not Found", srv.URL + "/nosuch/SHA256SUMS"}},
+		{"wrong checksum", withSecrets(srv.URL, "/wrongsum/micro-codec-msgpack.tar.gz"), []string{"checksum mismatch", srv.URL + "/wrongsum/SHA256SUMS says"}},
+		{"unreachable", withSecrets(closed.URL, "/micro-codec-msgpack.tar.gz"), []string{"connection refused", closed.URL + "/SHA256SUMS"}},
+		{"redirect unreachable", withSecrets(srv.URL, "/redirect/micro-codec-msgpack.tar.gz"), []string{"connection refused", srv.URL + "/redirect/micro-codec-msgpack.tar.gz"}},
+		{"invalid", withSecrets("http://127.0.0.1:1", "/%zz.tar.gz"), []string{"not a valid URL"}},
+		{"not an archive", withSecrets(srv.URL, "/auth/micro-codec-msgpack"), []string{"does not end in .tar.gz"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			r := c.plugin("install", tt.url)
+			if r.code == exitOK {
+				t.Fatalf("installed from %s:\n%s", tt.url, r.stdout)
+			}
+			expect(t, r, r.code, tt.wants...)
+			noSecrets(t, "the output", r.stdout+r.stderr)
+		})
+	}
+}

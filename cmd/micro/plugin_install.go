@@ -66,7 +66,11 @@ func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) er
 	if err := lock.Write(o.lock); err != nil {
 		return fmt.Errorf("%w; the plugin is installed but not recorded: check that %s is writable and run the install again", err, o.lock)
 	}
-	fmt.Fprintf(a.stdout, "installed %s %s (sha256 %s…) from %s\n", p.ID, p.Version, shortSum(p.SHA256), p.Source)
+	note := ""
+	if src.unrecorded != "" {
+		note = fmt.Sprintf("; the URL's %s, which may hold credentials, were not recorded in %s: give them again to reinstall", src.unrecorded, o.lock)
+	}
+	fmt.Fprintf(a.stdout, "installed %s %s (sha256 %s…) from %s%s\n", p.ID, p.Version, shortSum(p.SHA256), p.Source, note)
 	return nil
 }
 
@@ -101,7 +105,7 @@ func classifySource(s string) (sourceKind, error) {
 		return sourceLocal, nil
 	}
 	if strings.Contains(s, "://") {
-		return 0, usageErrorf("plugin install: %s: only http:// and https:// archive URLs are supported", s)
+		return 0, usageErrorf("plugin install: %s: only http:// and https:// archive URLs are supported", shownURL(s))
 	}
 	if strings.Contains(s, "@") && !strings.ContainsAny(s, `\`) && !strings.HasPrefix(s, ".") && !filepath.IsAbs(s) {
 		return sourceGoModule, nil
@@ -116,6 +120,9 @@ type fetched struct {
 	// wantID, when set, is the id the binary must describe itself as (an
 	// archive's binary is named for the plugin it holds).
 	wantID string
+	// unrecorded names the parts of an archive URL left out of source, which
+	// may hold credentials ("user name and password", "query string").
+	unrecorded string
 }
 
 // fetchSource turns source into a binary on disk, downloading or building it
@@ -127,12 +134,7 @@ func (a *app) fetchSource(ctx context.Context, source, tmp string) (*fetched, er
 	}
 	switch kind {
 	case sourceArchive:
-		bin, err := a.fetchArchive(ctx, source, tmp)
-		if err != nil {
-			return nil, err
-		}
-		id, _, _ := idFromBinaryName(bin)
-		return &fetched{bin: bin, source: source, wantID: id}, nil
+		return a.fetchArchive(ctx, source, tmp)
 	case sourceGoModule:
 		bin, err := a.buildGoModule(ctx, source, tmp)
 		if err != nil {

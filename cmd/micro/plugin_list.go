@@ -35,7 +35,7 @@ func runList(a *app, _ context.Context, o *pluginOptions, args []string) error {
 	for _, p := range lock.Plugins {
 		st := o.check(p)
 		installed := map[checkState]string{stateOK: "ok", stateMissing: "missing", stateMismatch: "MODIFIED", stateUnreadable: "unreadable"}[st.state]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Version, shortSum(p.SHA256), installed, p.Source)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Version, shortSum(p.SHA256), installed, shownSource(p.Source))
 	}
 	return tw.Flush()
 }

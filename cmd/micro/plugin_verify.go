@@ -66,7 +66,7 @@ func reinstallCommand(p *plugins.LockedPlugin) string {
 	if p.Source == "" {
 		return "micro plugin install <source>"
 	}
-	return "micro plugin install " + p.Source
+	return "micro plugin install " + shownSource(p.Source)
 }
 
 // lockedIDs lists the lock's plugin ids for messages.
