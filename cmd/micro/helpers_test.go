@@ -13,51 +13,67 @@ import (
 	"github.com/microhost/micro/host/plugins"
 )
 
-// msgpackPlugin is the real codec-msgpack plugin, built once per test binary.
-var msgpackPlugin = struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}{}
+// Plugin binaries the tests install, each built once per test binary.
+var (
+	msgpackPlugin        = &builtPlugin{id: "codec-msgpack", pkg: "../../plugins/codec-msgpack"}
+	registryMemoryPlugin = &builtPlugin{id: "registry-memory", pkg: "../../host/plugins/testdata/registry-memory"}
+)
+
+// builtPlugin is a plugin binary built from pkg on first use.
+type builtPlugin struct {
+	id, pkg string
+	once    sync.Once
+	dir     string
+	path    string
+	err     error
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if msgpackPlugin.dir != "" {
-		os.RemoveAll(msgpackPlugin.dir)
+	for _, b := range []*builtPlugin{msgpackPlugin, registryMemoryPlugin} {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
 	}
 	os.Exit(code)
 }
 
 // msgpackBinary returns the path of the built micro-codec-msgpack (version 0.1.0).
-func msgpackBinary(t testing.TB) string {
+func msgpackBinary(t testing.TB) string { return msgpackPlugin.binary(t) }
+
+// registryMemoryBinary returns the path of the built micro-registry-memory
+// (version 0.0.1).
+func registryMemoryBinary(t testing.TB) string { return registryMemoryPlugin.binary(t) }
+
+func (b *builtPlugin) binary(t testing.TB) string {
 	t.Helper()
-	msgpackPlugin.once.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "micro-cli-test-")
 		if err != nil {
-			msgpackPlugin.err = err
+			b.err = err
 			return
 		}
-		msgpackPlugin.dir = dir
-		msgpackPlugin.path = filepath.Join(dir, plugins.BinaryName("codec-msgpack"))
-		out, err := exec.Command("go", "build", "-o", msgpackPlugin.path, "../../plugins/codec-msgpack").CombinedOutput()
+		b.dir = dir
+		b.path = filepath.Join(dir, plugins.BinaryName(b.id))
+		out, err := exec.Command("go", "build", "-o", b.path, b.pkg).CombinedOutput()
 		if err != nil {
-			msgpackPlugin.err = &buildError{out: string(out), err: err}
+			b.err = &buildError{pkg: b.pkg, out: string(out), err: err}
 		}
 	})
-	if msgpackPlugin.err != nil {
-		t.Fatal(msgpackPlugin.err)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return msgpackPlugin.path
+	return b.path
 }
 
 type buildError struct {
+	pkg string
 	out string
 	err error
 }
 
 func (e *buildError) Error() string {
-	return "go build ../../plugins/codec-msgpack: " + e.err.Error() + "\n" + e.out
+	return "go build " + e.pkg + ": " + e.err.Error() + "\n" + e.out
 }
 
 // cli is a CLI with its own plugin directory and lock file.

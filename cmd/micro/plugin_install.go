@@ -39,8 +39,7 @@ func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) er
 		return usageErrorf("plugin install takes one source (a binary path, an archive URL or a Go module path@version), got %d arguments", len(args))
 	}
 	source := args[0]
-	lock, err := o.readLock() // a broken lock file fails before any work
-	if err != nil {
+	if _, err := o.readLock(); err != nil { // a broken lock file fails before any work
 		return err
 	}
 	// The lock is written last; an install that could not record its plugin
@@ -61,6 +60,17 @@ func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) er
 	p, err := a.installBinary(ctx, o, src, tmp)
 	if err != nil {
 		return err
+	}
+	// Another command may have changed the lock since it was read: read it
+	// again, holding it until the write.
+	unlock, err := plugins.LockForUpdate(ctx, o.lock)
+	if err != nil {
+		return fmt.Errorf("%w; %s %s is installed but not recorded: run the install again", err, p.ID, p.Version)
+	}
+	defer unlock()
+	lock, err := o.readLock()
+	if err != nil {
+		return fmt.Errorf("%w; %s %s is installed but not recorded: run the install again", err, p.ID, p.Version)
 	}
 	lock.Put(p)
 	if err := lock.Write(o.lock); err != nil {

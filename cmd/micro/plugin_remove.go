@@ -19,11 +19,16 @@ func removeSubcommand() *subcommand {
 	}
 }
 
-func runRemove(a *app, _ context.Context, o *pluginOptions, args []string) error {
+func runRemove(a *app, ctx context.Context, o *pluginOptions, args []string) error {
 	if len(args) != 1 {
 		return usageErrorf("plugin remove takes one plugin id (e.g. registry-consul), got %d arguments", len(args))
 	}
 	id := args[0]
+	unlock, err := plugins.LockForUpdate(ctx, o.lock)
+	if err != nil {
+		return fmt.Errorf("%w; nothing removed", err)
+	}
+	defer unlock()
 	lock, err := o.readLock()
 	if err != nil {
 		return err

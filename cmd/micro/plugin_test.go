@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/microhost/micro/host/plugins"
@@ -280,6 +281,42 @@ func TestRemoveDeletesOnlyItsOwnBinary(t *testing.T) {
 	if l := c.readLock(); len(l.Plugins) != 2 || l.Get("codec-msgpack") == nil || l.Get("codec-d") == nil {
 		t.Errorf("lock after the removals: %+v", l.Plugins)
 	}
+}
+
+// TestConcurrentInstallsAndRemove runs two installs and a remove at once on one
+// lock file: each reads, changes and writes it in turn, so no entry is lost
+// and the removed one does not come back.
+func TestConcurrentInstallsAndRemove(t *testing.T) {
+	msgpack, memory := msgpackBinary(t), registryMemoryBinary(t)
+	c := newCLI(t)
+	// An entry whose binary is outside the plugin directory: remove forgets it.
+	outside := filepath.Join(t.TempDir(), "micro-codec-gone")
+	copyTestFile(t, msgpack, outside, 0o755)
+	l := &plugins.Lock{Plugins: []*plugins.LockedPlugin{{ID: "codec-gone", Version: "1.0.0", SHA256: sha256File(t, outside), Path: outside}}}
+	if err := l.Write(c.lock); err != nil {
+		t.Fatal(err)
+	}
+
+	commands := [][]string{{"install", msgpack}, {"install", memory}, {"remove", "codec-gone"}}
+	results := make([]result, len(commands))
+	var wg sync.WaitGroup
+	for i, args := range commands {
+		wg.Go(func() { results[i] = c.plugin(args...) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != exitOK {
+			t.Errorf("micro plugin %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(commands[i], " "), r.code, r.stdout, r.stderr)
+		}
+	}
+	var ids []string
+	for _, p := range c.readLock().Plugins {
+		ids = append(ids, p.ID)
+	}
+	if got, want := strings.Join(ids, " "), "codec-msgpack registry-memory"; got != want {
+		t.Errorf("the lock has %s, want %s", got, want)
+	}
+	c.mustPlugin("verify")
 }
 
 func TestInstallRefusesNonPlugin(t *testing.T) {

@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -189,6 +192,44 @@ func (l *Lock) Write(path string) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// lockWait is how long LockForUpdate waits for another process's update.
+const lockWait = 30 * time.Second
+
+// LockForUpdate takes an advisory lock (flock) on .<name>.lock beside the lock
+// file at path, so that one process at a time reads, changes and writes it:
+// take it before ReadLock and call unlock after Write. It waits for another
+// process's update for up to 30 s, or until ctx is done. The kernel drops the
+// lock when its process dies, so a crashed command never blocks the next one.
+func LockForUpdate(ctx context.Context, path string) (unlock func(), err error) {
+	name := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, lockWait)
+	defer cancel()
+	start := time.Now()
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s with %s: %w", path, name, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("another process is changing %s (it holds the lock on %s); gave up after %s: run the command again once it has finished", path, name, time.Since(start).Round(100*time.Millisecond))
+			}
+			return nil, fmt.Errorf("waiting for the lock on %s: %w", name, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
 }
 
 // diagError renders HCL diagnostics as one error, each with file:line:col.

@@ -1,10 +1,12 @@
 package plugins_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/microhost/micro/host/plugins"
 )
@@ -59,5 +61,51 @@ func TestReadLockRefusesUnsafeEntries(t *testing.T) {
 	}
 	if l, err := plugins.ReadLock(path); err != nil || l.Get("registry-consul") == nil {
 		t.Fatalf("ReadLock of a good lock: %v, %v", l, err)
+	}
+}
+
+// TestLockForUpdate lets one holder at a time update a lock file: a second
+// waits, gives up with an error naming the lock once its time is up, and gets
+// the lock once the first lets go.
+func TestLockForUpdate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), plugins.LockFileName)
+	unlock, err := plugins.LockForUpdate(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = plugins.LockForUpdate(ctx, path)
+	lockFile := filepath.Join(filepath.Dir(path), ".micro.lock.hcl.lock")
+	if err == nil || !strings.Contains(err.Error(), "another process is changing "+path) || !strings.Contains(err.Error(), lockFile) {
+		t.Fatalf("a second holder: %v", err)
+	}
+	if waited := time.Since(start); waited < 150*time.Millisecond {
+		t.Errorf("gave up after %s, before its time was up", waited)
+	}
+
+	got := make(chan error, 1)
+	go func() {
+		unlock, err := plugins.LockForUpdate(context.Background(), path)
+		if err == nil {
+			unlock()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("a second holder got the lock while the first held it (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a second holder did not get the lock once the first let go")
 	}
 }
