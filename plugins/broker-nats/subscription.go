@@ -134,6 +134,7 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 	if s.opts.Buffer > 0 {
 		c.consumeOpts = append(c.consumeOpts, jetstream.PullMaxMessages(s.opts.Buffer))
 	}
+	c.consumeOpts = append(c.consumeOpts, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	c.consumeOpts = append(c.consumeOpts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		s.consumeFailed(c, err)
 	}))
@@ -174,6 +175,15 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 	}
 	return nil
 }
+
+// A consume loop's pull requests last pullExpiry, and the server sends a
+// heartbeat every pullHeartbeat while one waits with no message: two missed
+// heartbeats tell the loop its consumer is gone (deleted while no pull was
+// waiting) within seconds, where the library's defaults take 30 s.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
 
 // jsConsumer is the durable consumer a JetStream subscription reads through,
 // and what it takes to make and consume it again.
