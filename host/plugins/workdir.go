@@ -40,18 +40,24 @@ func newWorkDir() (*workDir, error) {
 	return &workDir{path: path, lock: lock}, nil
 }
 
-// lockWorkDir restricts path to this user and takes its lock.
+// lockWorkDir restricts path to this user and takes its lock. The lock file
+// is locked under another name and then renamed, so another host never finds
+// it unlocked and takes the directory for a dead host's.
 func lockWorkDir(path string) (*os.File, error) {
 	if err := os.Chmod(path, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(path, workDirLock), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.CreateTemp(path, workDirLock+"-*")
 	if err != nil {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(path, workDirLock)); err != nil {
+		f.Close()
+		return nil, err
 	}
 	return f, nil
 }
