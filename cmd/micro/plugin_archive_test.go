@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -343,4 +344,12 @@ func TestInstallArchiveCredentials(t *testing.T) {
 			noSecrets(t, "the output", r.stdout+r.stderr)
 		})
 	}
+
+	t.Run("lock not writable", func(t *testing.T) {
+		c := newCLI(t)
+		c.lock = filepath.Join(c.dir, "nosuch", "micro.lock.hcl")
+		r := c.plugin("install", withSecrets(srv.URL, "/auth/micro-codec-msgpack.tar.gz"))
+		expect(t, r, exitError, "cannot be written", srv.URL+"/auth/micro-codec-msgpack.tar.gz")
+		noSecrets(t, "the output", r.stdout+r.stderr)
+	})
 }

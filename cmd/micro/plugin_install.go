@@ -45,7 +45,7 @@ func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) er
 	// The lock is written last; an install that could not record its plugin
 	// would leave a binary the lock does not vouch for.
 	if err := checkWritable(o.lock); err != nil {
-		return fmt.Errorf("cannot install %s: the lock file %s cannot be written (%w): create its directory, or name another lock file with --lock", source, o.lock, err)
+		return fmt.Errorf("cannot install %s: the lock file %s cannot be written (%w): create its directory, or name another lock file with --lock", shownSource(source), o.lock, err)
 	}
 	tmp, err := os.MkdirTemp("", "micro-plugin-install-")
 	if err != nil {
