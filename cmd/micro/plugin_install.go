@@ -57,20 +57,24 @@ func runInstall(a *app, ctx context.Context, o *pluginOptions, args []string) er
 	if err != nil {
 		return err
 	}
-	p, err := a.installBinary(ctx, o, src, tmp)
+	p, bin, err := a.stageBinary(ctx, o, src, tmp)
 	if err != nil {
 		return err
 	}
-	// Another command may have changed the lock since it was read: read it
-	// again, holding it until the write.
+	// Another command may have changed the lock since it was read, or be
+	// removing this plugin's files: read it again, and place the binary and
+	// write the lock while holding it.
 	unlock, err := plugins.LockForUpdate(ctx, o.lock)
 	if err != nil {
-		return fmt.Errorf("%w; %s %s is installed but not recorded: run the install again", err, p.ID, p.Version)
+		return fmt.Errorf("%w; %s %s is not installed", err, p.ID, p.Version)
 	}
 	defer unlock()
 	lock, err := o.readLock()
 	if err != nil {
-		return fmt.Errorf("%w; %s %s is installed but not recorded: run the install again", err, p.ID, p.Version)
+		return fmt.Errorf("%w; %s %s is not installed", err, p.ID, p.Version)
+	}
+	if err := placeBinary(o, bin, p); err != nil {
+		return err
 	}
 	lock.Put(p)
 	if err := lock.Write(o.lock); err != nil {
@@ -168,47 +172,52 @@ func (a *app) fetchSource(ctx context.Context, source, tmp string) (*fetched, er
 	return &fetched{bin: abs, source: abs}, nil
 }
 
-// installBinary asks bin what it is, copies it into the plugin directory and
-// returns its lock entry. It works on an executable copy under tmp: a binary
+// stageBinary asks src's binary what it is and returns its lock entry and the
+// staged binary to install. It works on an executable copy under tmp: a binary
 // saved without its executable bit installs, and the file started to describe
 // it is the one installed.
-func (a *app) installBinary(ctx context.Context, o *pluginOptions, src *fetched, tmp string) (*plugins.LockedPlugin, error) {
+func (a *app) stageBinary(ctx context.Context, o *pluginOptions, src *fetched, tmp string) (*plugins.LockedPlugin, string, error) {
 	source := src.source
 	staged := filepath.Join(tmp, "staged")
 	if err := os.Mkdir(staged, 0o700); err != nil {
-		return nil, fmt.Errorf("plugin install: %w", err)
+		return nil, "", fmt.Errorf("plugin install: %w", err)
 	}
 	bin := filepath.Join(staged, filepath.Base(src.bin))
 	sum, err := plugins.CopyFile(src.bin, bin, 0o700)
 	if err != nil {
-		return nil, fmt.Errorf("plugin install: reading %s: %w", src.bin, err)
+		return nil, "", fmt.Errorf("plugin install: reading %s: %w", src.bin, err)
 	}
 	info, err := a.describe(ctx, bin, sum)
 	if err != nil {
-		return nil, fmt.Errorf("cannot install %s: %w", source, err)
+		return nil, "", fmt.Errorf("cannot install %s: %w", source, err)
 	}
 	id, err := checkDescribed(info)
 	if err != nil {
-		return nil, fmt.Errorf("cannot install %s: %w", source, err)
+		return nil, "", fmt.Errorf("cannot install %s: %w", source, err)
 	}
 	if src.wantID != "" && src.wantID != id {
-		return nil, fmt.Errorf("cannot install %s: its binary is named %s, but it describes itself as %s %s; the archive is mislabelled: ask its publisher", source, filepath.Base(bin), id, info.Version)
+		return nil, "", fmt.Errorf("cannot install %s: its binary is named %s, but it describes itself as %s %s; the archive is mislabelled: ask its publisher", source, filepath.Base(bin), id, info.Version)
 	}
-	dst := plugins.InstalledPath(o.dir, id, info.Version)
-	if !insideDir(o.dir, dst) {
-		return nil, fmt.Errorf("cannot install %s: its id %s and version %q do not make a path inside %s", source, id, info.Version, o.dir)
+	if dst := plugins.InstalledPath(o.dir, id, info.Version); !insideDir(o.dir, dst) {
+		return nil, "", fmt.Errorf("cannot install %s: its id %s and version %q do not make a path inside %s", source, id, info.Version, o.dir)
 	}
+	return &plugins.LockedPlugin{ID: id, Version: info.Version, Source: source, SHA256: sum}, bin, nil
+}
+
+// placeBinary copies the staged binary bin of p into the plugin directory.
+func placeBinary(o *pluginOptions, bin string, p *plugins.LockedPlugin) error {
+	dst := plugins.InstalledPath(o.dir, p.ID, p.Version)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return nil, fmt.Errorf("cannot install %s: %w; check that the plugin directory %s is writable (or pick another with --dir)", source, err, o.dir)
+		return fmt.Errorf("cannot install %s: %w; check that the plugin directory %s is writable (or pick another with --dir)", p.Source, err, o.dir)
 	}
 	got, err := plugins.CopyFile(bin, dst, 0o755)
 	if err != nil {
-		return nil, fmt.Errorf("cannot install %s: copying it to %s: %w", source, dst, err)
+		return fmt.Errorf("cannot install %s: copying it to %s: %w", p.Source, dst, err)
 	}
-	if got != sum {
-		return nil, fmt.Errorf("cannot install %s: %s changed while it was being installed (sha256 %s, then %s); install it again", source, bin, sum, got)
+	if got != p.SHA256 {
+		return fmt.Errorf("cannot install %s: %s changed while it was being installed (sha256 %s, then %s); install it again", p.Source, bin, p.SHA256, got)
 	}
-	return &plugins.LockedPlugin{ID: id, Version: info.Version, Source: source, SHA256: sum}, nil
+	return nil
 }
 
 var (

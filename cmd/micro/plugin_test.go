@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/microhost/micro/host/plugins"
 )
@@ -350,4 +352,30 @@ func copyTestFile(t testing.TB, src, dst string, mode os.FileMode) {
 	if err := os.WriteFile(dst, b, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestInstallWaitsToPlaceItsBinary holds the lock file's update lock, as a
+// remove would: an install started meanwhile puts nothing in the plugin
+// directory until it is its turn, so the remove cannot delete a binary that
+// the install then records.
+func TestInstallWaitsToPlaceItsBinary(t *testing.T) {
+	bin := msgpackBinary(t)
+	c := newCLI(t)
+	unlock, err := plugins.LockForUpdate(context.Background(), c.lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan result, 1)
+	go func() { done <- c.plugin("install", bin) }()
+	installed := plugins.InstalledPath(c.dir, "codec-msgpack", "0.1.0")
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(installed); err == nil {
+			unlock()
+			<-done
+			t.Fatalf("the install put %s in place while another command held the lock", installed)
+		}
+	}
+	unlock()
+	expect(t, <-done, exitOK, "installed codec-msgpack 0.1.0")
+	c.mustPlugin("verify")
 }
