@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ const workDirLock = ".lock"
 // workDir is a host's directory for the copies of the plugin binaries it runs.
 type workDir struct {
 	path string
-	lock *os.File // holds the flock until close
+	lock *os.File // holds the flock until close; nil where the file system has none
 }
 
 // newWorkDir removes the work directories that hosts killed without cleaning
@@ -53,6 +54,12 @@ func lockWorkDir(path string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
+		os.Remove(f.Name())
+		if locksUnsupported(err) {
+			// Run unlocked: with no lock file, other hosts leave the directory
+			// alone, and only this host's Close removes it.
+			return nil, nil
+		}
 		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
 	}
 	if err := os.Rename(f.Name(), filepath.Join(path, workDirLock)); err != nil {
@@ -62,10 +69,19 @@ func lockWorkDir(path string) (*os.File, error) {
 	return f, nil
 }
 
+// locksUnsupported reports whether err says the file system has no flock
+// (some network and FUSE file systems).
+func locksUnsupported(err error) bool {
+	return errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.EOPNOTSUPP) ||
+		errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.ENOSYS)
+}
+
 // close removes the directory and releases its lock.
 func (w *workDir) close() error {
 	err := os.RemoveAll(w.path)
-	w.lock.Close()
+	if w.lock != nil {
+		w.lock.Close()
+	}
 	return err
 }
 
