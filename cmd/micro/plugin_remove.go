@@ -24,6 +24,12 @@ func runRemove(a *app, ctx context.Context, o *pluginOptions, args []string) err
 		return usageErrorf("plugin remove takes one plugin id (e.g. registry-consul), got %d arguments", len(args))
 	}
 	id := args[0]
+	// An id the lock does not list needs no turn on the lock file.
+	if lock, err := o.readLock(); err != nil {
+		return err
+	} else if lock.Get(id) == nil {
+		return notLocked(o, lock, id)
+	}
 	unlock, err := plugins.LockForUpdate(ctx, o.lock)
 	if err != nil {
 		return fmt.Errorf("%w; nothing removed", err)
@@ -34,8 +40,8 @@ func runRemove(a *app, ctx context.Context, o *pluginOptions, args []string) err
 		return err
 	}
 	p := lock.Get(id)
-	if p == nil {
-		return fmt.Errorf("plugin %s is not in %s (%s); nothing removed", id, o.lock, lockedIDs(lock))
+	if p == nil { // removed meanwhile
+		return notLocked(o, lock, id)
 	}
 	note, err := o.removeInstalled(lock, p)
 	if err != nil {
@@ -47,6 +53,11 @@ func runRemove(a *app, ctx context.Context, o *pluginOptions, args []string) err
 	}
 	fmt.Fprintf(a.stdout, "removed %s %s%s\n", p.ID, p.Version, note)
 	return nil
+}
+
+// notLocked is remove's answer for an id lock does not list.
+func notLocked(o *pluginOptions, lock *plugins.Lock, id string) error {
+	return fmt.Errorf("plugin %s is not in %s (%s); nothing removed", id, o.lock, lockedIDs(lock))
 }
 
 // removeInstalled deletes p's binary from its own place in the plugin

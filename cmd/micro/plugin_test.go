@@ -379,3 +379,21 @@ func TestInstallWaitsToPlaceItsBinary(t *testing.T) {
 	expect(t, <-done, exitOK, "installed codec-msgpack 0.1.0")
 	c.mustPlugin("verify")
 }
+
+// Removing a plugin the lock does not list changes nothing: no lock file is
+// made beside micro.lock.hcl, and a lock in a directory that does not exist
+// is answered the same way.
+func TestRemoveUnlockedPluginTouchesNothing(t *testing.T) {
+	c := newCLI(t)
+	expect(t, c.plugin("remove", "codec-nope"), exitError, "plugin codec-nope is not in "+c.lock, "nothing removed")
+	entries, err := os.ReadDir(filepath.Dir(c.lock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("remove of an unlocked plugin left %s", e.Name())
+	}
+
+	c.lock = filepath.Join(t.TempDir(), "missing", "micro.lock.hcl")
+	expect(t, c.plugin("remove", "codec-nope"), exitError, "plugin codec-nope is not in "+c.lock, "nothing removed")
+}
