@@ -112,8 +112,8 @@ func classifySource(s string) (sourceKind, error) {
 	if s == "" {
 		return 0, usageErrorf("plugin install: the source is empty")
 	}
-	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-		return sourceArchive, nil
+	if lower := strings.ToLower(s); strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") {
+		return sourceArchive, nil // a URL's scheme is case-insensitive
 	}
 	if _, err := os.Stat(s); err == nil {
 		return sourceLocal, nil
