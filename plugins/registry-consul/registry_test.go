@@ -220,11 +220,7 @@ func TestPathUnsafeNamesRefused(t *testing.T) {
 	a := startAgent(t)
 	r := newTestRegistry(t, a)
 	ctx := t.Context()
-	real := &registry.Service{Name: "real", Version: "1", Nodes: []*registry.Node{{ID: "real-1", Address: "127.0.0.1:9001"}}}
-	if err := r.Register(ctx, real, 0); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Deregister(context.Background(), real) })
+	registerOne(t, r, "real", "real-1", "127.0.0.1:9001")
 	if svcs, err := r.GetService(ctx, "other/../real"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf(`GetService("other/../real") = %v, %v; want ErrNotFound, not the instances of "real"`, svcs, err)
 	}
@@ -266,10 +262,7 @@ func TestWatchIgnoresPathUnsafeNames(t *testing.T) {
 	a := startAgent(t)
 	r := newTestRegistry(t, a)
 	ctx := t.Context()
-	real := &registry.Service{Name: "real", Version: "1", Nodes: []*registry.Node{{ID: "real-1", Address: "127.0.0.1:9001"}}}
-	if err := r.Register(ctx, real, 0); err != nil {
-		t.Fatal(err)
-	}
+	registerOne(t, r, "real", "real-1", "127.0.0.1:9001")
 	client, _, err := r.current()
 	if err != nil {
 		t.Fatal(err)
@@ -286,10 +279,7 @@ func TestWatchIgnoresPathUnsafeNames(t *testing.T) {
 	if err := client.Agent().ServiceDeregister(evil.ID); err != nil {
 		t.Fatal(err)
 	}
-	marker := &registry.Service{Name: "marker", Version: "1", Nodes: []*registry.Node{{ID: "marker-1", Address: "127.0.0.1:9003"}}}
-	if err := r.Register(ctx, marker, 0); err != nil {
-		t.Fatal(err)
-	}
+	registerOne(t, r, "marker", "marker-1", "127.0.0.1:9003")
 	// The catalog reports evil gone no later than marker's arrival, and
 	// marker's create comes after: every event about evil is in by then.
 	for {
@@ -314,11 +304,7 @@ func TestGetServiceMatchesTheNameExactly(t *testing.T) {
 	a := startAgent(t)
 	r := newTestRegistry(t, a)
 	ctx := t.Context()
-	users := &registry.Service{Name: "users", Version: "1", Nodes: []*registry.Node{{ID: "users-1", Address: "127.0.0.1:9011"}}}
-	if err := r.Register(ctx, users, 0); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Deregister(context.Background(), users) })
+	registerOne(t, r, "users", "users-1", "127.0.0.1:9011")
 	eventually(t, 10*time.Second, "users registered", func() error {
 		_, err := r.GetService(ctx, "users")
 		return err
@@ -326,4 +312,15 @@ func TestGetServiceMatchesTheNameExactly(t *testing.T) {
 	if svcs, err := r.GetService(ctx, "USERS"); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf(`GetService("USERS") = %v, %v; want ErrNotFound, not the instances of "users"`, svcs, err)
 	}
+}
+
+// registerOne registers service name with one node, id at addr, and
+// deregisters it when the test ends.
+func registerOne(t *testing.T, r *consulRegistry, name, id, addr string) {
+	t.Helper()
+	svc := &registry.Service{Name: name, Version: "1", Nodes: []*registry.Node{{ID: id, Address: addr}}}
+	if err := r.Register(t.Context(), svc, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Deregister(context.Background(), svc) })
 }
