@@ -56,24 +56,11 @@ func TestConsumerLostForGoodIsReported(t *testing.T) {
 	// Delete the stream while the subscription's pull waits on the server,
 	// which then tells it the consumer is gone (without a pull waiting, only
 	// missed heartbeats would, tens of seconds later).
-	names := consumerNames(t, js)
-	if len(names) != 1 {
-		t.Fatalf("consumers %v; want the subscription's", names)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := js.Consumer(t.Context(), defaultStream, names[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.CachedInfo().NumWaiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the subscription's pull never reached the server")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	name := onlyConsumer(t, js)
+	waitUntil(t, "the subscription's pull to reach the server", func() bool {
+		c, err := js.Consumer(t.Context(), defaultStream, name)
+		return err == nil && c.CachedInfo().NumWaiting > 0
+	})
 	if err := js.DeleteStream(t.Context(), defaultStream); err != nil {
 		t.Fatal(err)
 	}

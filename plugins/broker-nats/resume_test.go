@@ -129,6 +129,17 @@ func jetStreamClient(t testing.TB, url string) jetstream.JetStream {
 	return js
 }
 
+// onlyConsumer returns the name of the default stream's one consumer, failing
+// the test when there is not exactly one.
+func onlyConsumer(t testing.TB, js jetstream.JetStream) string {
+	t.Helper()
+	names := consumerNames(t, js)
+	if len(names) != 1 {
+		t.Fatalf("consumers %v; want the subscription's only", names)
+	}
+	return names[0]
+}
+
 // consumerNames lists the consumers of the broker's default stream, sorted.
 func consumerNames(t testing.TB, js jetstream.JetStream) []string {
 	t.Helper()
@@ -283,22 +294,19 @@ func TestJetStreamConsumerDeletedUnderSubscription(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = sub.Unsubscribe() })
-			names := consumerNames(t, js)
-			if len(names) != 1 {
-				t.Fatalf("consumers %v; want the subscription's", names)
-			}
-			if err := js.DeleteConsumer(t.Context(), defaultStream, names[0]); err != nil {
+			name := onlyConsumer(t, js)
+			if err := js.DeleteConsumer(t.Context(), defaultStream, name); err != nil {
 				t.Fatal(err)
 			}
 			deliveredAgain(t, js, topic, "after-delete", got)
-			if again := consumerNames(t, js); len(again) != 1 || again[0] != names[0] {
-				t.Errorf("consumers %v; want %s made again", again, names[0])
+			if again := consumerNames(t, js); len(again) != 1 || again[0] != name {
+				t.Errorf("consumers %v; want %s made again", again, name)
 			}
 			if err := sub.Unsubscribe(); err != nil {
 				t.Fatal(err)
 			}
 			if queue != "" { // a queue group's consumer outlives its members
-				_ = js.DeleteConsumer(t.Context(), defaultStream, names[0])
+				_ = js.DeleteConsumer(t.Context(), defaultStream, name)
 			}
 		})
 	}
