@@ -133,10 +133,9 @@ func (s *state) failed(ctx context.Context, c *backendCall, err error) callResul
 }
 
 // resolve looks service up, answering 503 when nothing is registered under
-// its name. Only services registered under exactly that name count: some
-// registries (Consul) also answer to other spellings of it, and backend
-// policies, breakers and metrics are keyed by the name as the request spelt
-// it, so "USERS" must not reach the service "users" past its policy.
+// its name. The registry cache answers only with services registered under
+// exactly that name, so "USERS" cannot reach the service "users" past its
+// backend policy even where the registry ignores case.
 func (s *state) resolve(ctx context.Context, service string) ([]*registry.Service, *errors.Error) {
 	services, err := s.cache.Lookup(ctx, service)
 	switch {
@@ -146,13 +145,6 @@ func (s *state) resolve(ctx context.Context, service string) ([]*registry.Servic
 		// The registry's error may name its own address: it goes to the log.
 		s.g.logf("service lookup failed", "service", service, "error", err.Error())
 		return nil, errors.Unavailable("gateway", "looking up %s failed", service)
-	}
-	if slices.ContainsFunc(services, func(svc *registry.Service) bool { return svc.Name != service }) {
-		// The cache's slice is shared: filter into a new one.
-		services = slices.DeleteFunc(slices.Clone(services), func(svc *registry.Service) bool { return svc.Name != service })
-		if len(services) == 0 {
-			return nil, errors.Unavailable("gateway", "no instance of %s is registered", service)
-		}
 	}
 	return services, nil
 }

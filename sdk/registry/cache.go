@@ -320,9 +320,12 @@ func (c *Cache) get(ctx context.Context, name string) ([]*Service, error) {
 	case err != nil:
 		return nil, fmt.Errorf("registry cache: get %q from %s registry: %w", name, c.inner.Name(), err)
 	}
+	// Only services registered under exactly name answer for it: some
+	// registries (Consul) also answer to other spellings of a name, and
+	// callers key policies, breakers and metrics by the name they asked for.
 	snap := make([]*Service, 0, len(svcs))
 	for _, s := range svcs {
-		if s != nil {
+		if s != nil && s.Name == name {
 			snap = append(snap, s.Clone())
 		}
 	}

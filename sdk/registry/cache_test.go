@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -435,5 +436,31 @@ func TestCachePassesThrough(t *testing.T) {
 	}
 	if err := c.Register(ctx, svc("", "v1", "a"), 0); !errors.Is(err, registry.ErrInvalidService) {
 		t.Fatalf("Register invalid = %v", err)
+	}
+}
+
+// caseInsensitive answers lookups whatever the case of the name, as Consul's
+// health and catalog lookups do, with the names the services registered.
+type caseInsensitive struct{ registry.Registry }
+
+func (r caseInsensitive) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
+	return r.Registry.GetService(ctx, strings.ToLower(name))
+}
+
+// A lookup answers only with the services registered under exactly the name
+// asked for, even from a registry that ignores case: callers key policies and
+// breakers by that name.
+func TestCacheLookupMatchesTheNameExactly(t *testing.T) {
+	m := newMemory(t)
+	mustRegister(t, m, svc("users", "v1", "a"))
+	c := registry.NewCache(caseInsensitive{m})
+	t.Cleanup(func() { _ = c.Close() })
+	if ids := lookupIDs(t, c, "users"); !slices.Equal(ids, []string{"v1/a"}) {
+		t.Fatalf("users: %v", ids)
+	}
+	for _, name := range []string{"USERS", "Users"} {
+		if svcs, err := c.Lookup(testCtx(t), name); !errors.Is(err, registry.ErrNotFound) {
+			t.Errorf("Lookup(%q) = %v, %v; want ErrNotFound, not the instances of users", name, nodeIDs(svcs), err)
+		}
 	}
 }
