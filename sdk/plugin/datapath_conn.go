@@ -151,7 +151,9 @@ func (c *frameConn) giveBack(q []outFrame) {
 // writeLoop is the writer goroutine.
 func (c *frameConn) writeLoop() {
 	defer close(c.writerDone)
-	bw := bufio.NewWriterSize(c.nc, frameIOBuffer)
+	out := &countingWriter{w: c.nc}
+	bw := bufio.NewWriterSize(out, frameIOBuffer)
+	var calls unflushedCalls
 	var err error
 	for range c.wake {
 		// Let callers that are ready queue their frames first: a bigger batch.
@@ -160,6 +162,7 @@ func (c *frameConn) writeLoop() {
 			q, closed := c.take()
 			if closed || err != nil {
 				c.drop(q)
+				c.failUnsent(calls.unsent(out.n))
 				c.close()
 				return
 			}
@@ -167,14 +170,17 @@ func (c *frameConn) writeLoop() {
 				break
 			}
 			for i, f := range q {
-				if _, err = bw.Write(*f.buf); err != nil {
-					c.drop(q[i:])
+				_, err = bw.Write(*f.buf)
+				calls.add(f.call, len(*f.buf))
+				c.putBuf(f.buf)
+				if err != nil {
+					c.drop(q[i+1:])
 					break
 				}
-				c.putBuf(f.buf)
 			}
 			if err == nil {
 				c.giveBack(q)
+				calls.left(out.n)
 			}
 		}
 		if err == nil && bw.Buffered() > 0 {
@@ -182,10 +188,12 @@ func (c *frameConn) writeLoop() {
 		}
 		if err != nil {
 			c.close()
+			c.failUnsent(calls.unsent(out.n))
 			q, _ := c.take()
 			c.drop(q)
 			return
 		}
+		calls.left(out.n)
 	}
 }
 
@@ -197,6 +205,74 @@ func (c *frameConn) drop(q []outFrame) {
 		}
 		c.putBuf(f.buf)
 	}
+}
+
+// failUnsent fails the calls whose frames never left whole.
+func (c *frameConn) failUnsent(calls []uint64) {
+	if c.onUnsent == nil {
+		return
+	}
+	for _, id := range calls {
+		c.onUnsent(id)
+	}
+}
+
+// countingWriter counts the bytes the connection took, so that when a write
+// fails the writer knows which frames never left whole.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// unflushedCalls are the call frames handed to the writer's buffer that the
+// connection may not have taken whole yet, in order, by where each ends in the
+// stream. The plugin acts only on whole frames, so a call whose frame did not
+// leave whole when the connection broke was never made: it fails as not sent,
+// and the caller may safely try another node.
+type unflushedCalls struct {
+	buffered int64 // bytes handed to the buffer so far
+	ids      []uint64
+	ends     []int64
+}
+
+// add records a frame of size bytes handed to the buffer; call is 0 for
+// frames that start no call.
+func (u *unflushedCalls) add(call uint64, size int) {
+	u.buffered += int64(size)
+	if call != 0 {
+		u.ids = append(u.ids, call)
+		u.ends = append(u.ends, u.buffered)
+	}
+}
+
+// left forgets the calls whose frames the connection has taken whole, written
+// bytes in all.
+func (u *unflushedCalls) left(written int64) {
+	k := 0
+	for k < len(u.ends) && u.ends[k] <= written {
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	n := copy(u.ids, u.ids[k:])
+	copy(u.ends, u.ends[k:])
+	u.ids, u.ends = u.ids[:n], u.ends[:n]
+}
+
+// unsent returns the calls whose frames did not leave whole, written bytes in
+// all having left, and forgets them.
+func (u *unflushedCalls) unsent(written int64) []uint64 {
+	u.left(written)
+	ids := u.ids
+	u.ids, u.ends = nil, nil
+	return ids
 }
 
 // readLoop is the reader goroutine: it reads frames until the connection fails.
