@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -169,18 +169,23 @@ func (t *HTTP) dropConns(a *addrConns) {
 	}
 }
 
-// dialAddr is the address the round trippers dial for addr, which names the
-// scheme's port when addr names none.
-func (t *HTTP) dialAddr(addr string) string {
-	u := url.URL{Scheme: t.scheme, Host: addr}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if t.scheme == "https" {
-			port = "443"
-		}
+// endpoint names addr as host:port, with the scheme's default port when addr
+// names none, so that "host" and "host:80" are one endpoint: one pool, one
+// connection count and one line in Stats. An address that names its port, the
+// usual case, is returned as it is, without allocating.
+func (t *HTTP) endpoint(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != "" {
+		return addr
 	}
-	return net.JoinHostPort(u.Hostname(), port)
+	host := strings.TrimSuffix(addr, ":") // "host:" names an empty port
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	port := "80"
+	if t.scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // Name returns "http".
@@ -203,7 +208,7 @@ func (t *HTTP) Dial(ctx context.Context, addr string) (Conn, error) {
 		return nil, ErrClosed
 	default:
 	}
-	c := t.live(addr)
+	c := t.live(t.endpoint(addr))
 	if t.opts.healthInterval > 0 {
 		t.healthOnce.Do(func() {
 			t.workers.Add(1)
@@ -213,8 +218,9 @@ func (t *HTTP) Dial(ctx context.Context, addr string) (Conn, error) {
 	return c, nil
 }
 
-// live returns addr's connection with its current pool, making one when there is
-// none or the one kept was retired: an address has one pool that admits calls.
+// live returns the connection to addr, an endpoint, with its current pool,
+// making one when there is none or the one kept was retired: an address has one
+// pool that admits calls.
 func (t *HTTP) live(addr string) *httpConn {
 	for {
 		v, ok := t.pools.Load(addr)
@@ -223,7 +229,7 @@ func (t *HTTP) live(addr string) *httpConn {
 			if t.opts.http2 {
 				perConn = h2StreamsPerConn
 			}
-			a := t.holdConns(t.dialAddr(addr))
+			a := t.holdConns(addr)
 			var loaded bool
 			v, loaded = t.pools.LoadOrStore(addr, &httpConn{t: t, addr: addr, pool: newPool(addr, a, t.opts.pool, perConn)})
 			if loaded {
@@ -252,24 +258,38 @@ func (t *HTTP) forget(c *httpConn) bool {
 // Healthy reports the last background health check of addr; unknown addresses are
 // healthy until checked.
 func (t *HTTP) Healthy(addr string) bool {
-	v, ok := t.pools.Load(addr)
+	v, ok := t.pools.Load(t.endpoint(addr))
 	if !ok {
 		return true
 	}
 	return v.(*httpConn).pool.healthy.Load()
 }
 
-// Stats returns a snapshot of every address's pool, sorted by address. Open and
-// Idle count all of the address's connections, including those dialed while an
-// earlier pool of it was in use.
+// Stats returns a snapshot of every address with a pool or an open connection,
+// sorted by address. Open and Idle count all of the address's connections,
+// including those an earlier pool left open; an address with no pool (its Conn
+// was closed or the health loop forgot it) is reported until its last
+// connection closes.
 func (t *HTTP) Stats() []PoolStats {
+	t.connsMu.Lock()
+	addrs := make([]*addrConns, 0, len(t.conns))
+	for _, a := range t.conns {
+		addrs = append(addrs, a)
+	}
+	t.connsMu.Unlock()
+
 	var out []PoolStats
-	t.pools.Range(func(_, v any) bool {
-		if p := v.(*httpConn).pool; !p.isRetired() {
-			out = append(out, p.stats())
+	for _, a := range addrs {
+		if v, ok := t.pools.Load(a.key); ok {
+			if p := v.(*httpConn).pool; p.conns == a && !p.isRetired() {
+				out = append(out, p.stats())
+				continue
+			}
 		}
-		return true
-	})
+		if s, ok := a.stats(t.opts.pool.MaxOpen); ok {
+			out = append(out, s)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
 	return out
 }

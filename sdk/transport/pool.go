@@ -12,9 +12,10 @@ import (
 	"github.com/microhost/micro/sdk/errors"
 )
 
-// PoolStats is a snapshot of one address's connection pool.
+// PoolStats is a snapshot of one address's connection pool, or, once the pool is
+// gone, of the connections to the address still open.
 type PoolStats struct {
-	Addr     string
+	Addr     string        // host:port, with the scheme's default port if dialed without one
 	Open     int           // connections open now
 	Idle     int           // open connections with no call on them
 	InUse    int           // calls in flight
@@ -139,6 +140,14 @@ type addrConns struct {
 	key  string
 	open atomic.Int64
 	refs int // open connections plus live pools; guarded by HTTP.connsMu
+}
+
+// stats reports an address that has connections but no pool: they are all idle,
+// and unchecked, so healthy as Healthy reports an address without a pool. It
+// reports false once no connection is open.
+func (a *addrConns) stats(maxOpen int) (PoolStats, bool) {
+	open := int(a.open.Load())
+	return PoolStats{Addr: a.key, Open: open, Idle: open, MaxOpen: maxOpen, Healthy: true}, open > 0
 }
 
 // countedConn counts itself open in its address's addrConns until closed.

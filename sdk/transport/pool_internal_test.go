@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -56,5 +57,53 @@ func TestConnCountsAreForgotten(t *testing.T) {
 				time.Sleep(2 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestEndpoint names every spelling of an address as host:port with the
+// scheme's default port, and returns an address that names its port as it is,
+// without allocating: Dial and Healthy normalise on every call.
+func TestEndpoint(t *testing.T) {
+	plain, secure := NewHTTP(HealthInterval(-1)), NewHTTP(HealthInterval(-1), ClientTLS(&tls.Config{}))
+	t.Cleanup(func() { plain.Close(); secure.Close() })
+	cases := []struct {
+		tr         *HTTP
+		addr, want string
+	}{
+		{plain, "svc", "svc:80"},
+		{plain, "svc:", "svc:80"},
+		{plain, "svc:8080", "svc:8080"},
+		{secure, "svc", "svc:443"},
+		{secure, "svc:80", "svc:80"},
+		{plain, "10.0.0.1", "10.0.0.1:80"},
+		{plain, "[::1]", "[::1]:80"},
+		{plain, "::1", "[::1]:80"},
+		{secure, "[::1]:", "[::1]:443"},
+		{plain, "[::1]:9000", "[::1]:9000"},
+	}
+	for _, tc := range cases {
+		if got := tc.tr.endpoint(tc.addr); got != tc.want {
+			t.Errorf("%s endpoint(%q) = %q, want %q", tc.tr.scheme, tc.addr, got, tc.want)
+		}
+	}
+	addr := "10.0.0.1:8080"
+	if n := testing.AllocsPerRun(100, func() { addr = plain.endpoint(addr) }); n != 0 {
+		t.Errorf("endpoint of an address naming its port allocates %v times", n)
+	}
+}
+
+// TestHealthyUnderEitherSpelling reports an endpoint's last health check
+// whichever spelling of it is asked about.
+func TestHealthyUnderEitherSpelling(t *testing.T) {
+	tr := NewHTTP(HealthInterval(-1))
+	t.Cleanup(func() { tr.Close() })
+	if _, err := tr.Dial(context.Background(), "svc.invalid"); err != nil {
+		t.Fatal(err)
+	}
+	tr.live("svc.invalid:80").pool.healthy.Store(false)
+	for _, addr := range []string{"svc.invalid", "svc.invalid:80"} {
+		if tr.Healthy(addr) {
+			t.Errorf("Healthy(%q) = true, want the endpoint's failed check", addr)
+		}
 	}
 }

@@ -811,8 +811,9 @@ func TestPoolStatsAfterConnClose(t *testing.T) {
 }
 
 // TestPoolStatsAfterHealthLoopForgets counts the connection the health loop's
-// checks kept open in the pool made after the loop forgot the first one, and
-// drops the address once it is forgotten again and its connection closed.
+// checks kept open, while no pool has it and then in the pool made after the
+// loop forgot the first one, and drops the address once it is forgotten again
+// and its connection closed.
 func TestPoolStatsAfterHealthLoopForgets(t *testing.T) {
 	for _, h2 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("http2=%v", h2), func(t *testing.T) {
@@ -821,12 +822,72 @@ func TestPoolStatsAfterHealthLoopForgets(t *testing.T) {
 				transport.Pool(transport.PoolOptions{IdleTimeout: 250 * time.Millisecond}))
 			call(t, cli, srv.addr)
 			waitStats(t, cli, srv, "the first pool counted", openMatchesServer)
-			waitStats(t, cli, srv, "the idle pool forgotten", func(st []transport.PoolStats, _ int) bool { return len(st) == 0 })
+			waitStats(t, cli, srv, "the idle pool forgotten, its connection still counted", func(st []transport.PoolStats, n int) bool {
+				return transport.LivePools(cli) == 0 && openMatchesServer(st, n)
+			})
 			call(t, cli, srv.addr)
-			waitStats(t, cli, srv, "the new pool counted", openMatchesServer)
+			waitStats(t, cli, srv, "the new pool counted", func(st []transport.PoolStats, n int) bool {
+				return transport.LivePools(cli) == 1 && openMatchesServer(st, n)
+			})
 			waitStats(t, cli, srv, "the pool forgotten and its connection closed", func(st []transport.PoolStats, n int) bool {
 				return len(st) == 0 && n == 0
 			})
+		})
+	}
+}
+
+// TestStatsReportConnectionsOutlivingTheirPool closes an address's only Conn:
+// its pool goes at once, but its idle connection stays open until the idle
+// timeout, and Stats reports the address until then.
+func TestStatsReportConnectionsOutlivingTheirPool(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http2=%v", h2), func(t *testing.T) {
+			srv := serveCounting(t)
+			cli := newHTTP(t, transport.HTTP2(h2), transport.HealthInterval(-1),
+				transport.Pool(transport.PoolOptions{IdleTimeout: time.Second}))
+			if err := call(t, cli, srv.addr).Close(); err != nil {
+				t.Fatal(err)
+			}
+			waitStats(t, cli, srv, "the closed Conn's open connection counted", func(st []transport.PoolStats, n int) bool {
+				return openMatchesServer(st, n) && st[0].Addr == srv.addr
+			})
+			waitStats(t, cli, srv, "the address gone once its connection closed", func(st []transport.PoolStats, n int) bool {
+				return len(st) == 0 && n == 0
+			})
+		})
+	}
+}
+
+// TestAddressSpellingsShareOnePool dials one endpoint with and without the
+// scheme's default port: it gets one pool, reported once in Stats as host:port.
+// Dial does no I/O, so the names need not resolve.
+func TestAddressSpellingsShareOnePool(t *testing.T) {
+	cases := []struct {
+		name  string
+		tls   bool
+		addrs []string
+		want  string
+	}{
+		{"http", false, []string{"svc.invalid", "svc.invalid:80"}, "svc.invalid:80"},
+		{"https", true, []string{"svc.invalid:443", "svc.invalid"}, "svc.invalid:443"},
+		{"ipv6", false, []string{"[::1]:80", "[::1]"}, "[::1]:80"},
+		{"bare ip", false, []string{"10.0.0.1", "10.0.0.1:80"}, "10.0.0.1:80"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := []transport.HTTPOption{transport.HealthInterval(-1)}
+			if tc.tls {
+				opts = append(opts, transport.ClientTLS(&tls.Config{}))
+			}
+			cli := newHTTP(t, opts...)
+			for _, addr := range tc.addrs {
+				if _, err := cli.Dial(context.Background(), addr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := cli.Stats(); len(st) != 1 || st[0].Addr != tc.want {
+				t.Errorf("Dial of %q: stats %+v, want one pool for %s", tc.addrs, st, tc.want)
+			}
 		})
 	}
 }
