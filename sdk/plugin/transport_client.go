@@ -212,6 +212,10 @@ func (c *pluginConn) Call(ctx context.Context, req *transport.Message) (*transpo
 		return nil, err
 	}
 	id, ch, err := cs.submit(creq, size)
+	if err == errCallsUnimplemented {
+		creq.Id = 0
+		return c.callUnary(ctx, creq)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +278,11 @@ type callStream struct {
 	cancel  context.CancelFunc
 	changed <-chan struct{} // conn.Changed() from before the stream opened
 	out     *batcher[*pluginv1.CallRequest]
+	// written closes when the writer ended; unsent then holds the calls it
+	// could not send, which read fails once the stream's status is known.
+	written chan struct{}
+	unsent  []*pluginv1.CallRequest
+	done    chan struct{} // closed when read has failed the calls left
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -308,6 +317,8 @@ func (t *transportClient) callStream() (*callStream, error) {
 	cs := &callStream{
 		t: t, stream: stream, cancel: cancel, changed: changed,
 		out:     newBatcher[*pluginv1.CallRequest](),
+		written: make(chan struct{}),
+		done:    make(chan struct{}),
 		pending: make(map[uint64]chan callOutcome),
 	}
 	go cs.write(ctx)
@@ -328,13 +339,15 @@ func (cs *callStream) usable() bool {
 	return !cs.broken && !cs.retired
 }
 
-// submit queues creq under a fresh id and returns the channel its outcome comes on.
+// submit queues creq under a fresh id and returns the channel its outcome comes
+// on. When the stream already ended it fails, with errCallsUnimplemented if the
+// plugin does not serve Calls.
 func (cs *callStream) submit(creq *pluginv1.CallRequest, size int) (uint64, <-chan callOutcome, error) {
 	ch := make(chan callOutcome, 1)
 	cs.mu.Lock()
 	if cs.broken {
 		cs.mu.Unlock()
-		return 0, nil, cs.notSent("the call stream broke")
+		return 0, nil, cs.whyEnded()
 	}
 	cs.nextID++
 	id := cs.nextID
@@ -343,9 +356,19 @@ func (cs *callStream) submit(creq *pluginv1.CallRequest, size int) (uint64, <-ch
 	creq.Id = id
 	if !cs.out.push(creq, size) {
 		cs.forget(id)
-		return 0, nil, cs.notSent("the call stream broke")
+		<-cs.done // the writer is gone: read is about to tell why
+		return 0, nil, cs.whyEnded()
 	}
 	return id, ch, nil
+}
+
+// whyEnded is the error of a call that found the stream ended: it is made as a
+// Call RPC when the plugin does not serve Calls, else it was not sent.
+func (cs *callStream) whyEnded() error {
+	if cs.t.unary.Load() {
+		return errCallsUnimplemented
+	}
+	return cs.notSent("the call stream broke")
 }
 
 func (cs *callStream) notSent(why string) error {
@@ -383,21 +406,23 @@ func (cs *callStream) retire() {
 }
 
 // write is the writer goroutine: it sends the queued calls as batches until the
-// stream ends; calls it could not send fail as not sent.
+// stream ends, and leaves those it could not send to read, which fails them.
 func (cs *callStream) write(ctx context.Context) {
+	defer close(cs.written)
 	unsent, err := cs.out.run(ctx.Done(), func(calls []*pluginv1.CallRequest) error {
 		return cs.stream.Send(&pluginv1.CallBatch{Calls: calls})
 	})
-	if err != nil {
-		cs.cancel()
+	if err != nil && err != io.EOF {
+		cs.cancel() // io.EOF: the plugin ended the stream, and Recv says why
 	}
-	for _, c := range unsent {
-		cs.finish(c.GetId(), callOutcome{err: cs.notSent("the call stream broke before the call was sent")})
-	}
+	cs.unsent = unsent
 }
 
 // read is the reader goroutine: it hands each result to its caller until the
-// stream breaks, then fails the calls still waiting: they may have been sent.
+// stream breaks, then fails the calls still waiting: as not sent those the
+// writer could not send, the others as maybe sent. A Send on a stream the
+// plugin ended fails before Recv tells why, so read waits for the writer: a
+// plugin without Calls then has every call made again as a Call RPC.
 func (cs *callStream) read() {
 	var err error
 	for {
@@ -409,23 +434,34 @@ func (cs *callStream) read() {
 			cs.finish(r.GetId(), callOutcome{res: r})
 		}
 	}
+	defer close(cs.done)
 	cs.cancel()
+	<-cs.written
+	t := cs.t
+	unimplemented := status.Code(err) == codes.Unimplemented
+	if unimplemented {
+		t.unary.Store(true) // before broken: submit reads it after
+	}
 	cs.mu.Lock()
 	cs.broken = true
 	pending := cs.pending
 	cs.pending = make(map[uint64]chan callOutcome)
 	cs.mu.Unlock()
-	t := cs.t
 	t.callsMu.Lock()
 	if t.calls == cs {
 		t.calls = nil
 	}
 	t.callsMu.Unlock()
-	out := callOutcome{err: errCallsUnimplemented}
-	if status.Code(err) == codes.Unimplemented {
-		t.unary.Store(true)
-	} else {
+	out, notSent := callOutcome{err: errCallsUnimplemented}, callOutcome{err: errCallsUnimplemented}
+	if !unimplemented {
 		out.err = errors.Unavailable(t.name, "plugin %s: the call stream broke with the call in flight: %v", t.name, FromStatus(t.name, err))
+		notSent.err = cs.notSent("the call stream broke before the call was sent")
+	}
+	for _, c := range cs.unsent {
+		if ch, ok := pending[c.GetId()]; ok {
+			delete(pending, c.GetId())
+			ch <- notSent
+		}
 	}
 	for _, ch := range pending {
 		ch <- out

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/microhost/micro/sdk/codec"
 	"github.com/microhost/micro/sdk/errors"
@@ -677,4 +679,90 @@ func tpSettle(t *testing.T, baseline int) {
 		}
 		<-time.After(10 * time.Millisecond) // poll interval
 	}
+}
+
+// tpNoCalls is a transport plugin built before the Calls stream: every Calls
+// stream ends at once with Unimplemented.
+type tpNoCalls struct{ pluginv1.TransportServer }
+
+func (tpNoCalls) Calls(pluginv1.Transport_CallsServer) error {
+	return status.Error(codes.Unimplemented, "unknown method Calls")
+}
+
+// endedFirst is the host's end of a Calls stream the plugin ended before the
+// host's first batch left: SendMsg fails with io.EOF, as gRPC's does on an
+// ended stream, and RecvMsg reports the plugin's status only after that.
+type endedFirst struct {
+	grpc.ClientStream
+	once sync.Once
+	sent chan struct{}
+}
+
+func (s *endedFirst) SendMsg(any) error {
+	s.once.Do(func() { close(s.sent) })
+	return io.EOF
+}
+
+func (s *endedFirst) RecvMsg(m any) error {
+	select {
+	case <-s.sent:
+	case <-s.Context().Done():
+	}
+	return s.ClientStream.RecvMsg(m)
+}
+
+// TestTransportPluginWithoutCallsStream checks that calls through a plugin that
+// does not serve the Calls stream are made as Call RPCs, also those queued on
+// the Calls stream before the plugin refused it: none may fail.
+func TestTransportPluginWithoutCallsStream(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := transport.NewHTTP()
+	t.Cleanup(func() { _ = own.Close() })
+	srv := grpc.NewServer()
+	pluginv1.RegisterTransportServer(srv, tpNoCalls{plugin.NewTransportServer(own)})
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	t.Cleanup(func() { srv.Stop(); <-served })
+	cc, err := grpc.NewClient(lis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			s, err := streamer(ctx, desc, cc, method, opts...)
+			if err != nil || method != pluginv1.Transport_Calls_FullMethodName {
+				return s, err
+			}
+			return &endedFirst{ClientStream: s, sent: make(chan struct{})}, nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+
+	echo := tpDirect(t)
+	eln, err := echo.Listen(tpCtx(t), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpServe(t, eln, tpEcho{})
+
+	tc := plugin.NewTransportClient("http", plugin.StaticConn(cc))
+	t.Cleanup(func() { _ = tc.Close() })
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := []byte(fmt.Sprintf(`"%d"`, i))
+			resp, err := tpCall(t, tc, eln.Addr(), "Echo.Hello", body)
+			if err != nil || !bytes.Equal(resp.Body, body) {
+				t.Errorf("call %d = %v, %v; want the echo over a Call RPC", i, resp, err)
+			}
+		}()
+	}
+	wg.Wait()
 }
