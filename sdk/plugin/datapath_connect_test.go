@@ -2,8 +2,10 @@ package plugin_test
 
 import (
 	"context"
+	stderrors "errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,10 +57,16 @@ func (s countingStream) RecvMsg(m any) error {
 
 func newDPWatch(t *testing.T, offer bool, dataPath func(n int) error) *dpWatch {
 	t.Helper()
-	w := &dpWatch{dataPath: dataPath}
-	serverTLS, clientTLS := dataPathTLS(t)
 	own := transport.NewHTTP()
 	t.Cleanup(func() { own.Close() })
+	return newDPWatchOn(t, own, offer, dataPath)
+}
+
+// newDPWatchOn is newDPWatch with own as the plugin's transport.
+func newDPWatchOn(t *testing.T, own transport.Transport, offer bool, dataPath func(n int) error) *dpWatch {
+	t.Helper()
+	w := &dpWatch{dataPath: dataPath}
+	serverTLS, clientTLS := dataPathTLS(t)
 	var opts []plugin.TransportServerOption
 	if offer {
 		opts = append(opts, plugin.WithDataPath(serverTLS))
@@ -248,5 +256,71 @@ func TestCallLeavesTheHeaderToItsCallerOnceItReturns(t *testing.T) {
 			header[metadata.Timeout] = strconv.Itoa(k)
 			header[metadata.TraceParent] = strconv.Itoa(k)
 		}
+	}
+}
+
+// loudTransport fails every Dial to loudAddr with an error of loudSize bytes,
+// as a third-party transport quoting what it got might; other addresses it
+// dials with the transport it wraps.
+type loudTransport struct{ transport.Transport }
+
+const (
+	loudAddr = "loud.invalid:1"
+	loudSize = 5 << 20
+)
+
+func (l loudTransport) Dial(ctx context.Context, addr string) (transport.Conn, error) {
+	if addr == loudAddr {
+		return nil, stderrors.New(strings.Repeat("x", loudSize))
+	}
+	return l.Transport.Dial(ctx, addr)
+}
+
+// TestCallFailureTooBigForTheBoundary checks a call whose failure's envelope
+// is bigger than a frame fails alone, as not sent like the failure it stands
+// for, and leaves the connection to the plugin to the other calls: over the
+// data path and over the Calls stream alike.
+func TestCallFailureTooBigForTheBoundary(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		offer bool
+	}{
+		{"data path", true},
+		{"Calls stream", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			own := transport.NewHTTP()
+			t.Cleanup(func() { own.Close() })
+			w := newDPWatchOn(t, loudTransport{own}, tt.offer, nil)
+			if tt.offer {
+				w.callsOnDataPath(t)
+			} else {
+				w.call(t)
+			}
+			asked, _ := w.counts()
+
+			conn, err := w.tc.Dial(tpCtx(t), w.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loud, err := w.tc.Dial(tpCtx(t), loudAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = loud.Call(tpCtx(t), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Hello"}})
+			if !stderrors.Is(err, transport.ErrNotSent) || tpCode(t, err) != 503 {
+				t.Fatalf("call whose dial failed with %d bytes = %.300v, want a 503 marked not sent", loudSize, err)
+			}
+			if len(err.Error()) > 64<<10 {
+				t.Fatalf("the error is %d bytes long, want its detail cut short", len(err.Error()))
+			}
+			resp, err := conn.Call(tpCtx(t), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Hello"}, Body: []byte(`"after"`)})
+			if err != nil || string(resp.Body) != `"after"` {
+				t.Fatalf("call after the loud failure = %v, %v", resp, err)
+			}
+			if now, _ := w.counts(); now != asked {
+				t.Fatalf("the host asked for the data path %d times, %d before the loud failure: the connection broke", now, asked)
+			}
+		})
 	}
 }

@@ -295,7 +295,7 @@ func (c *dataServerConn) call(dc dataCall) {
 		if failure.Code == http.StatusServiceUnavailable {
 			st = resultNotSent
 		}
-		b = append(append(b, st), envelopeText(failure)...)
+		b = append(append(b, st), resultEnvelope(failure)...)
 	}
 	*buf = endFrame(b, 0)
 	c.fc.send(buf, 0)

@@ -209,13 +209,29 @@ func (s *transportServer) callResult(ctx context.Context, req *pluginv1.CallRequ
 		}
 		failure = errors.BadGateway("", "response from %s of %d bytes is over the plugin boundary's %d byte limit", req.GetAddress(), proto.Size(out), wireLimit)
 	}
-	text := envelopeText(failure)
+	text := resultEnvelope(failure)
 	return &pluginv1.CallResult{Id: req.GetId(), Error: text, NotSent: failure.Code == http.StatusServiceUnavailable}, len(text) + 32
 }
 
 // envelopeText is the JSON envelope of e, as ToStatus puts it in a status.
 func envelopeText(e *errors.Error) string {
 	return status.Convert(ToStatus(e)).Message()
+}
+
+// resultEnvelopeLimit bounds the envelope of a failed call's result, well
+// within a frame or batch: the host refuses a bigger one as a broken peer,
+// which would fail every other call on the connection.
+const resultEnvelopeLimit = wireLimit / 4
+
+// resultEnvelope is the envelope of a failed call for its result. A failure
+// whose envelope is over resultEnvelopeLimit keeps its code, so a 503 still
+// says the request was not sent, and the start of its detail.
+func resultEnvelope(e *errors.Error) string {
+	text := envelopeText(e)
+	if len(text) <= resultEnvelopeLimit {
+		return text
+	}
+	return envelopeText(errors.New(e.ID, e.Code, "%.4096s... (an error of %d bytes, cut short at the plugin boundary)", e.Detail, len(e.Detail)))
 }
 
 // Stream opens a stream to the address of the host's first frame, confirms it
