@@ -37,7 +37,9 @@ var errNotConfigured = errors.New("broker nats: not configured; the host calls C
 // The connection reconnects forever by default and buffers publishes made while
 // it is away (reconnect.buffer_bytes); JetStream consumers resume by themselves,
 // and one the server deleted meanwhile (InactiveThreshold, an operator) is made
-// again.
+// again: a plain subscription's from the first message it had not handled, so
+// what was stored while it did not exist arrives too; a queue group's with the
+// messages stored from then on (see consumeAgain).
 type natsBroker struct {
 	onError func(topic string, err error)
 

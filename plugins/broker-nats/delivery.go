@@ -18,6 +18,7 @@ type delivery struct {
 	md      metadata.MD // the header with canonical keys: the handler's incoming metadata
 	attempt int
 	js      jetstream.Msg // nil in core mode
+	seq     uint64        // stream sequence, when the subscription tracks its progress; else 0
 	settled broker.Settlement
 }
 

@@ -29,6 +29,7 @@ type subscription struct {
 	cancel     context.CancelFunc
 	maxDeliver int           // deliveries allowed per message; -1 unlimited
 	slots      chan struct{} // nil: handlers run one at a time on the delivery goroutine
+	progress   *progress     // where a consumer made again starts; nil in core mode and for a queue group
 
 	mu             sync.Mutex // guards the fields below and wg.Add
 	stopped        bool
@@ -112,7 +113,9 @@ func flush(ctx context.Context, nc *nats.Conn, timeout time.Duration) error {
 // filtered on the topic and delivering only messages stored from now on, or
 // joins it when it exists: a queue group's, or a plain subscription's resumed
 // under its SubscriptionID, which then delivers what was stored meanwhile and
-// redelivers what was left unacked. Then it starts consuming it.
+// redelivers what was left unacked. Then it starts consuming it. A plain
+// subscription tracks its progress through the stream, so a consumer the
+// server deletes later is made again where the subscription left off.
 func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStream, o options) error {
 	if !coveredBy(s.topic, o.subjects) {
 		return fmt.Errorf("broker nats: %s: the stream %s stores %v, which do not cover the topic, so nothing would arrive: add a matching subject to jetstream.subjects",
@@ -122,11 +125,14 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 	if s.opts.MaxAttempts > 0 {
 		s.maxDeliver = s.opts.MaxAttempts
 	}
+	if s.opts.Queue == "" {
+		s.progress = newProgress()
+	}
 	c := &jsConsumer{js: js, o: o, cfg: jetstream.ConsumerConfig{
 		Durable:           consumerName(s.topic, s.opts.Queue, s.opts.SubscriptionID),
 		FilterSubject:     s.topic,
 		AckPolicy:         jetstream.AckExplicitPolicy,
-		DeliverPolicy:     jetstream.DeliverNewPolicy, // on creation only: a resumed consumer keeps its place
+		DeliverPolicy:     jetstream.DeliverNewPolicy, // on first creation only: a resumed consumer keeps its place, consumeAgain picks one
 		MaxDeliver:        s.maxDeliver,
 		AckWait:           o.ackWait,
 		InactiveThreshold: o.inactiveThreshold,
@@ -194,18 +200,79 @@ type jsConsumer struct {
 	consumeOpts []jetstream.PullConsumeOpt
 }
 
-// consume creates or updates c's consumer on the server and starts consuming it.
+// consume creates or updates c's consumer on the server and starts consuming
+// it; a plain subscription's progress starts at the consumer's ack floor.
 func (s *subscription) consume(ctx context.Context, c *jsConsumer) (jetstream.ConsumeContext, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 	defer cancel()
 	cons, err := c.js.CreateOrUpdateConsumer(cctx, c.o.stream, c.cfg)
 	if err != nil {
-		if !c.js.Conn().IsConnected() {
-			return nil, fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w (the connection to NATS is down; the client keeps reconnecting: is the server up?)",
-				s, c.cfg.Durable, c.o.stream, err)
-		}
-		return nil, fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w", s, c.cfg.Durable, c.o.stream, err)
+		return nil, s.createFailed(c, err)
 	}
+	if s.progress != nil {
+		info := cons.CachedInfo()
+		s.progress.begin(info.AckFloor.Stream, info.Delivered.Stream, info.NumAckPending)
+	}
+	return s.startConsuming(c, cons)
+}
+
+// consumeAgain makes c's consumer again after the server deleted it and starts
+// consuming it. A plain subscription's starts at the earliest message it has
+// not handled, so what the stream stored while no consumer existed arrives too.
+// A queue group's is made as at first, delivering only new messages: its
+// consumer is shared by members, in other processes too, each seeing only its
+// share of the messages, so no member knows where the group left off, and
+// starting from one member's place could skip what another left unhandled or
+// bring back everything the others handled.
+func (s *subscription) consumeAgain(ctx context.Context, c *jsConsumer) (jetstream.ConsumeContext, error) {
+	if s.progress == nil {
+		return s.consume(ctx, c)
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
+	defer cancel()
+	start, err := s.resumeAt(cctx, c)
+	if err != nil {
+		return nil, err
+	}
+	cfg := c.cfg
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	cons, err := c.js.CreateConsumer(cctx, c.o.stream, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) { // an earlier attempt made it, whose answer was lost
+		cons, err = c.js.Consumer(cctx, c.o.stream, cfg.Durable)
+	}
+	if err != nil {
+		return nil, s.createFailed(c, err)
+	}
+	return s.startConsuming(c, cons)
+}
+
+// resumeAt is the stream sequence a plain subscription's consumer made again
+// starts at. A stream deleted and made anew numbers its messages from 1 again:
+// then all it holds is new to the subscription, and it starts at the first.
+func (s *subscription) resumeAt(ctx context.Context, c *jsConsumer) (uint64, error) {
+	st, err := c.js.Stream(ctx, c.o.stream)
+	if err != nil {
+		return 0, fmt.Errorf("broker nats: %s: look up stream %s: %w", s, c.o.stream, err)
+	}
+	state := st.CachedInfo().State
+	start := s.progress.remake()
+	if start > state.LastSeq+1 {
+		start = max(state.FirstSeq, 1)
+	}
+	return start, nil
+}
+
+// createFailed explains why c's consumer could not be made.
+func (s *subscription) createFailed(c *jsConsumer, err error) error {
+	if !c.js.Conn().IsConnected() {
+		return fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w (the connection to NATS is down; the client keeps reconnecting: is the server up?)",
+			s, c.cfg.Durable, c.o.stream, err)
+	}
+	return fmt.Errorf("broker nats: %s: create consumer %s on stream %s: %w", s, c.cfg.Durable, c.o.stream, err)
+}
+
+// startConsuming starts a consume loop on cons feeding the subscription.
+func (s *subscription) startConsuming(c *jsConsumer, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
 	cc, err := cons.Consume(s.consumeJS, c.consumeOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("broker nats: %s: consume %s: %w", s, c.cfg.Durable, err)
@@ -256,9 +323,8 @@ func (s *subscription) restore(c *jsConsumer, deleted bool) {
 // current loop, retrying every reconnect wait until it succeeds or the
 // subscription stops. Unless the server said the consumer was deleted, it
 // first checks the consumer is really gone (an unanswered pull may have other
-// causes) and leaves the loop alone when it is not. Messages stored while no
-// consumer existed are not delivered: a new consumer starts with the messages
-// stored after it.
+// causes) and leaves the loop alone when it is not. See consumeAgain for where
+// the new consumer starts.
 func (s *subscription) restoreConsumer(c *jsConsumer, deleted bool) {
 	reported := false
 	for {
@@ -278,7 +344,7 @@ func (s *subscription) restoreConsumer(c *jsConsumer, deleted bool) {
 			// Not under s.ctx: Unsubscribe waits for this create to end before
 			// it deletes the consumer, so the delete cannot overtake it on the
 			// server and leave a consumer nobody reads.
-			cc, err := s.consume(context.Background(), c)
+			cc, err := s.consumeAgain(context.Background(), c)
 			if err == nil {
 				s.replaceConsuming(cc)
 				return
@@ -312,14 +378,26 @@ func (s *subscription) replaceConsuming(cc jetstream.ConsumeContext) {
 	}
 }
 
-// consumeJS turns one JetStream message into a delivery.
+// consumeJS turns one JetStream message into a delivery. One the subscription
+// handled already (a consumer made again from an earlier message, or an ack
+// the server never heard) is acked again instead.
 func (s *subscription) consumeJS(m jetstream.Msg) {
 	attempt := 1
-	if meta, err := m.Metadata(); err == nil && meta.NumDelivered > 0 {
-		attempt = int(meta.NumDelivered)
+	var seq uint64
+	if meta, err := m.Metadata(); err == nil {
+		if meta.NumDelivered > 0 {
+			attempt = int(meta.NumDelivered)
+		}
+		if s.progress != nil {
+			seq = meta.Sequence.Stream
+		}
+	}
+	if seq > 0 && !s.progress.deliver(seq) {
+		_ = m.Ack() // if lost, the server delivers it again and it comes here again
+		return
 	}
 	header, md := fromNATSHeader(m.Headers())
-	d := &delivery{topic: m.Subject(), msg: broker.Message{Header: header, Body: m.Data()}, md: md, attempt: attempt, js: m}
+	d := &delivery{topic: m.Subject(), msg: broker.Message{Header: header, Body: m.Data()}, md: md, attempt: attempt, js: m, seq: seq}
 	s.dispatch(d, func() { _ = m.Nak() })
 }
 
@@ -425,17 +503,23 @@ func (s *subscription) dispatch(d *delivery, reject func()) {
 
 // run calls the handler with the header as incoming metadata and settles d.
 // A message nacked on its last allowed attempt, or nacked at all in core mode,
-// is reported to the broker's error hook.
+// is reported to the broker's error hook. One acked, or nacked on its last
+// attempt, is handled for good as far as the subscription's progress goes.
 func (s *subscription) run(d *delivery) {
 	err := s.call(metadata.NewIncomingContext(s.ctx, d.md), d)
-	if !d.finish(s.opts.AutoAck, err) {
+	nacked := d.finish(s.opts.AutoAck, err)
+	last := s.maxDeliver > 0 && d.attempt >= s.maxDeliver
+	if d.seq > 0 && (!nacked || last) {
+		s.progress.settle(d.seq)
+	}
+	if !nacked {
 		return
 	}
 	switch {
 	case d.js == nil:
 		s.b.onError(d.topic, fmt.Errorf("broker nats: %s nacked a message on %q, which core NATS cannot redeliver (enable jetstream for at-least-once): %w",
 			s, d.topic, errOrNack(err)))
-	case s.maxDeliver > 0 && d.attempt >= s.maxDeliver:
+	case last:
 		s.b.onError(d.topic, fmt.Errorf("broker nats: %s dropped a message on %q after %d attempts: %w: %w",
 			s, d.topic, d.attempt, broker.ErrMaxAttempts, errOrNack(err)))
 	}

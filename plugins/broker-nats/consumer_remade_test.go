@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/microhost/micro/sdk/broker"
+)
+
+// TestJetStreamConsumerMadeAgainLosesNothing deletes a plain subscription's
+// consumer while the subscriber's connection is away and publishes while no
+// consumer exists. Once back, the subscription makes its consumer again from
+// where it left off: every message stored in the gap arrives, so does one the
+// handler nacked just before (the server never heard the nack), and nothing
+// handled before arrives twice.
+func TestJetStreamConsumerMadeAgainLosesNothing(t *testing.T) {
+	t.Run("AfterHandling", func(t *testing.T) {
+		g := newGapRig(t)
+		holding := make(chan struct{}, 1)
+		release := make(chan struct{})
+		var hold sync.Once
+		g.subscribe(t, func(ctx context.Context, body string) error {
+			first := false
+			if body == "nacked" {
+				hold.Do(func() { first = true })
+			}
+			if !first {
+				return nil
+			}
+			holding <- struct{}{}
+			select {
+			case <-release:
+				return errors.New("not handled yet")
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}, broker.Concurrency(2))
+		g.publish(t, "before-0", "before-1", "before-2")
+		g.expect(t, "before-0", "before-1", "before-2")
+		g.publish(t, "nacked")
+		receive(t, holding, "the delivery held until the connection is away")
+		g.publish(t, "after-nacked") // handled while "nacked" waits: it must not come twice
+		g.expect(t, "after-nacked")
+
+		g.cutAndDelete(t)
+		close(release) // the nack cannot reach the server
+		g.publish(t, "gap-0", "gap-1", "gap-2", "gap-3", "gap-4")
+		g.gate.reopen()
+		g.expect(t, "nacked", "gap-0", "gap-1", "gap-2", "gap-3", "gap-4")
+		g.expectNoMore(t)
+	})
+
+	t.Run("BeforeHandlingAny", func(t *testing.T) {
+		g := newGapRig(t)
+		g.publish(t, "stored-before-subscribing") // never this subscription's
+		g.subscribe(t, func(context.Context, string) error { return nil })
+		g.cutAndDelete(t)
+		g.publish(t, "gap-0", "gap-1", "gap-2")
+		g.gate.reopen()
+		g.expect(t, "gap-0", "gap-1", "gap-2")
+		g.expectNoMore(t)
+	})
+}
+
+// gapRig is a JetStream broker reaching its server through a gate, one plain
+// subscription on gap.x that records what it handled, and a client of its own
+// straight to the server.
+type gapRig struct {
+	gate     *tcpGate
+	b        *natsBroker
+	js       jetstream.JetStream
+	consumer string
+	got      chan string
+}
+
+// newGapRig starts a server and a broker behind a gate; the ack wait is long,
+// so the server redelivers nothing by itself while a test runs.
+func newGapRig(t *testing.T) *gapRig {
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	g := &gapRig{gate: openGate(t, s.Addr().String()), js: jetStreamClient(t, s.ClientURL()), got: make(chan string, 256)}
+	g.b = openBroker(t, g.gate.url(), map[string]any{
+		"jetstream": map[string]any{"enabled": true, "subjects": []string{"gap.>"}, "ack_wait_ms": 30000},
+	}, nil)
+	return g
+}
+
+// subscribe subscribes to gap.x: handle decides each delivery (nil acks), and
+// what it acks is recorded.
+func (g *gapRig) subscribe(t *testing.T, handle func(ctx context.Context, body string) error, opts ...broker.SubscribeOption) {
+	t.Helper()
+	sub, err := g.b.Subscribe(t.Context(), "gap.x", func(ctx context.Context, d broker.Delivery) error {
+		body := string(d.Message().Body)
+		if err := handle(ctx, body); err != nil {
+			return err
+		}
+		select {
+		case g.got <- body:
+		default:
+			t.Errorf("handled %q with the record full", body)
+		}
+		return nil
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	g.consumer = onlyConsumer(t, g.js)
+}
+
+// publish stores bodies on gap.x, straight to the server.
+func (g *gapRig) publish(t *testing.T, bodies ...string) {
+	t.Helper()
+	for _, body := range bodies {
+		if _, err := g.js.Publish(t.Context(), "gap.x", []byte(body)); err != nil {
+			t.Fatalf("publish %s: %v", body, err)
+		}
+	}
+}
+
+// cutAndDelete takes the subscriber's connection away and deletes its
+// consumer on the server, as InactiveThreshold or an operator would.
+func (g *gapRig) cutAndDelete(t *testing.T) {
+	t.Helper()
+	g.gate.shut()
+	g.gate.cut()
+	if err := g.js.DeleteConsumer(t.Context(), defaultStream, g.consumer); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expect waits until the subscription handled each of bodies, failing on
+// anything else it handles meanwhile and after resumeWait.
+func (g *gapRig) expect(t *testing.T, bodies ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, body := range bodies {
+		want[body] = true
+	}
+	deadline := time.After(resumeWait)
+	for len(want) > 0 {
+		select {
+		case body := <-g.got:
+			if !want[body] {
+				t.Errorf("handled %q; want only %v", body, bodies)
+			}
+			delete(want, body)
+		case <-deadline:
+			missing := make([]string, 0, len(want))
+			for body := range want {
+				missing = append(missing, body)
+			}
+			sort.Strings(missing)
+			t.Fatalf("%d messages never arrived: %v (consumers: %v)", len(missing), missing, consumerNames(t, g.js))
+		}
+	}
+}
+
+// expectNoMore publishes one last message and, once it is handled and the
+// consumer has nothing left to deliver or to hear settled, fails on anything
+// else handled: a message handled before, coming again.
+func (g *gapRig) expectNoMore(t *testing.T) {
+	t.Helper()
+	g.publish(t, "last")
+	g.expect(t, "last")
+	waitUntil(t, "the consumer to have delivered and heard settled everything", func() bool {
+		c, err := g.js.Consumer(t.Context(), defaultStream, g.consumer)
+		if err != nil {
+			return false
+		}
+		info := c.CachedInfo()
+		return info.NumPending == 0 && info.NumAckPending == 0
+	})
+	var again []string
+	for len(g.got) > 0 {
+		again = append(again, <-g.got)
+	}
+	if len(again) > 0 {
+		t.Errorf("handled again: %v", again)
+	}
+	if names := consumerNames(t, g.js); len(names) != 1 || names[0] != g.consumer {
+		t.Errorf("consumers %v; want %s made again", names, g.consumer)
+	}
+}
