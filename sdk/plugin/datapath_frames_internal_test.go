@@ -76,11 +76,11 @@ func TestDataServerAcceptsAfterATransientError(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newDataServer(&transportServer{t: transport.NewHTTP()}, serverTLS)
-	s.once.Do(func() {}) // listening is this test's
-	s.ln = &failingListener{Listener: ln}
-	s.wg.Add(1)
-	go s.accept()
+	s.listen = func() (net.Listener, error) { return &failingListener{Listener: ln}, nil }
 	t.Cleanup(func() { _ = s.Close() })
+	if _, _, err := s.endpoint(); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -92,5 +92,53 @@ func TestDataServerAcceptsAfterATransientError(t *testing.T) {
 	defer nc.Close()
 	if _, err := readHello(ctx, nc); err != nil {
 		t.Fatalf("hello after a failed Accept: %v", err)
+	}
+}
+
+// TestDataServerListensAgainAfterAFailedListen has the data path's first listen
+// fail as it does in a process out of file descriptors: the failure must not
+// stick, so the host's next DataPath request gets a data path it can reach.
+func TestDataServerListensAgainAfterAFailedListen(t *testing.T) {
+	host, err := NewHostTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := host.ServerBundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, err := ServerTLSFromBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newDataServer(&transportServer{t: transport.NewHTTP()}, serverTLS)
+	t.Cleanup(func() { _ = s.Close() })
+	var listens atomic.Int32
+	s.listen = func() (net.Listener, error) {
+		if listens.Add(1) == 1 {
+			return nil, &net.OpError{Op: "listen", Net: "unix", Err: os.NewSyscallError("socket", syscall.EMFILE)}
+		}
+		return listenDataPath()
+	}
+	if _, _, err := s.endpoint(); err == nil {
+		t.Fatal("the first listen failed, yet endpoint answered")
+	}
+	network, addr, err := s.endpoint()
+	if err != nil {
+		t.Fatalf("endpoint after one failed listen: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: host.ClientConfig()}
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		t.Fatalf("dialing the data path after a failed listen: %v", err)
+	}
+	defer nc.Close()
+	if _, err := readHello(ctx, nc); err != nil {
+		t.Fatalf("hello after a failed listen: %v", err)
+	}
+	if n, _, _ := s.endpoint(); n != network || listens.Load() != 2 {
+		t.Fatalf("a third endpoint call listened again (%d listens)", listens.Load())
 	}
 }

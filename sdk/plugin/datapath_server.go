@@ -28,11 +28,10 @@ type dataServer struct {
 	ts  *transportServer
 	tls *tls.Config
 
-	once    sync.Once
-	ln      net.Listener
+	listen  func() (net.Listener, error) // listenDataPath, but for tests
+	ln      net.Listener                 // nil until the first DataPath call listens
 	network string
 	addr    string
-	err     error
 
 	// stopped ends with Close: waits of the accept loop and handshakes in
 	// progress end with it.
@@ -48,29 +47,30 @@ type dataServer struct {
 
 func newDataServer(ts *transportServer, cfg *tls.Config) *dataServer {
 	stopped, stop := context.WithCancel(context.Background())
-	return &dataServer{ts: ts, tls: cfg, conns: make(map[uint64]*dataServerConn), stopped: stopped, stop: stop}
+	return &dataServer{ts: ts, tls: cfg, listen: listenDataPath, conns: make(map[uint64]*dataServerConn), stopped: stopped, stop: stop}
 }
 
 // endpoint returns the network and address the data path listens on,
-// listening first.
+// listening first. A failure to listen (the process is out of file
+// descriptors, say) is not kept: the host asks again later, and the next call
+// tries again.
 func (s *dataServer) endpoint() (string, string, error) {
-	s.once.Do(func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.closed {
-			s.err = stderrors.New("the data path is closed")
-			return
-		}
-		ln, err := listenDataPath()
-		if err != nil {
-			s.err = fmt.Errorf("data path: %w", err)
-			return
-		}
-		s.ln, s.network, s.addr = ln, ln.Addr().Network(), ln.Addr().String()
-		s.wg.Add(1)
-		go s.accept()
-	})
-	return s.network, s.addr, s.err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return "", "", stderrors.New("the data path is closed")
+	case s.ln != nil:
+		return s.network, s.addr, nil
+	}
+	ln, err := s.listen()
+	if err != nil {
+		return "", "", fmt.Errorf("data path: %w", err)
+	}
+	s.ln, s.network, s.addr = ln, ln.Addr().Network(), ln.Addr().String()
+	s.wg.Add(1)
+	go s.accept()
+	return s.network, s.addr, nil
 }
 
 // listenDataPath listens where only this machine can connect. On Linux that is
