@@ -208,6 +208,9 @@ func (c *pluginConn) Call(ctx context.Context, req *transport.Message) (*transpo
 		return c.callUnary(ctx, creq)
 	}
 	cs, err := c.t.callStream()
+	if err == errTransportClosed {
+		return c.callUnary(ctx, creq)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +294,10 @@ type callStream struct {
 	retired bool // no new calls: it ends once the calls on it are answered
 }
 
+// errTransportClosed is callStream's answer once the transport is closed: a
+// connection dialed before then makes its calls as single Call RPCs.
+var errTransportClosed = stderrors.New("transport closed")
+
 // callStream returns the shared Calls stream, opening it when there is none or
 // the one there broke or belongs to a plugin process that was restarted.
 func (t *transportClient) callStream() (*callStream, error) {
@@ -302,6 +309,9 @@ func (t *transportClient) callStream() (*callStream, error) {
 		}
 		t.calls = nil
 		cs.retire()
+	}
+	if t.closed.Load() { // Close retires streams: one opened now would never end
+		return nil, errTransportClosed
 	}
 	changed := t.conn.Changed()
 	tc, err := t.current()

@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -765,4 +766,70 @@ func TestTransportPluginWithoutCallsStream(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestTransportPluginCallAfterCloseOpensNoStream calls through a connection
+// dialed before its transport closed. The call still goes through, but as a
+// single Call RPC: a Calls stream opened after Close would never be retired,
+// and its goroutines and the plugin's end of it would stay until the plugin
+// stopped.
+func TestTransportPluginCallAfterCloseOpensNoStream(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := transport.NewHTTP()
+	t.Cleanup(func() { _ = own.Close() })
+	srv := grpc.NewServer()
+	pluginv1.RegisterTransportServer(srv, plugin.NewTransportServer(own))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	t.Cleanup(func() { srv.Stop(); <-served })
+	var opened atomic.Int32
+	cc, err := grpc.NewClient(lis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			if method == pluginv1.Transport_Calls_FullMethodName {
+				opened.Add(1)
+			}
+			return streamer(ctx, desc, cc, method, opts...)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+
+	echo := tpDirect(t)
+	eln, err := echo.Listen(tpCtx(t), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpServe(t, eln, tpEcho{})
+
+	tc := plugin.NewTransportClient("http", plugin.StaticConn(cc))
+	conn, err := tc.Dial(tpCtx(t), eln.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(body string) {
+		t.Helper()
+		resp, err := conn.Call(tpCtx(t), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Hello"}, Body: []byte(body)})
+		if err != nil || string(resp.Body) != body {
+			t.Fatalf("call = %v, %v; want the echo", resp, err)
+		}
+	}
+	call(`"before"`)
+	if n := opened.Load(); n != 1 {
+		t.Fatalf("%d Calls streams opened by the first call, want 1", n)
+	}
+	if err := tc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	call(`"after"`)
+	if n := opened.Load(); n != 1 {
+		t.Fatalf("a call after Close opened a Calls stream (%d in all); nothing would ever close it", n)
+	}
 }
