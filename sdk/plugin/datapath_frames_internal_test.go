@@ -59,18 +59,7 @@ func (l *failingListener) Accept() (net.Conn, error) {
 // one Accept the way a plugin out of file descriptors sees it: the host must
 // still get in afterwards, not find a listener nobody accepts on.
 func TestDataServerAcceptsAfterATransientError(t *testing.T) {
-	host, err := NewHostTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := host.ServerBundle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS, err := ServerTLSFromBundle(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host, serverTLS := dataPathTLS(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -99,18 +88,7 @@ func TestDataServerAcceptsAfterATransientError(t *testing.T) {
 // fail as it does in a process out of file descriptors: the failure must not
 // stick, so the host's next DataPath request gets a data path it can reach.
 func TestDataServerListensAgainAfterAFailedListen(t *testing.T) {
-	host, err := NewHostTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := host.ServerBundle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS, err := ServerTLSFromBundle(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host, serverTLS := dataPathTLS(t)
 	s := newDataServer(&transportServer{t: transport.NewHTTP()}, serverTLS)
 	t.Cleanup(func() { _ = s.Close() })
 	var listens atomic.Int32
@@ -141,4 +119,23 @@ func TestDataServerListensAgainAfterAFailedListen(t *testing.T) {
 	if n, _, _ := s.endpoint(); n != network || listens.Load() != 2 {
 		t.Fatalf("a third endpoint call listened again (%d listens)", listens.Load())
 	}
+}
+
+// dataPathTLS returns a host's TLS material and the server configuration a
+// plugin's data path accepts that host with.
+func dataPathTLS(t *testing.T) (*HostTLS, *tls.Config) {
+	t.Helper()
+	host, err := NewHostTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := host.ServerBundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, err := ServerTLSFromBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host, serverTLS
 }

@@ -716,22 +716,9 @@ func (s *endedFirst) RecvMsg(m any) error {
 // does not serve the Calls stream are made as Call RPCs, also those queued on
 // the Calls stream before the plugin refused it: none may fail.
 func TestTransportPluginWithoutCallsStream(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	own := transport.NewHTTP()
 	t.Cleanup(func() { _ = own.Close() })
-	srv := grpc.NewServer()
-	pluginv1.RegisterTransportServer(srv, tpNoCalls{plugin.NewTransportServer(own)})
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() { srv.Stop(); <-served })
-	cc, err := grpc.NewClient(lis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	cc := tpServeOn(t, tpNoCalls{plugin.NewTransportServer(own)},
 		grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 			s, err := streamer(ctx, desc, cc, method, opts...)
 			if err != nil || method != pluginv1.Transport_Calls_FullMethodName {
@@ -739,10 +726,6 @@ func TestTransportPluginWithoutCallsStream(t *testing.T) {
 			}
 			return &endedFirst{ClientStream: s, sent: make(chan struct{})}, nil
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
 
 	echo := tpDirect(t)
 	eln, err := echo.Listen(tpCtx(t), "127.0.0.1:0")
@@ -774,33 +757,16 @@ func TestTransportPluginWithoutCallsStream(t *testing.T) {
 // and its goroutines and the plugin's end of it would stay until the plugin
 // stopped.
 func TestTransportPluginCallAfterCloseOpensNoStream(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	own := transport.NewHTTP()
 	t.Cleanup(func() { _ = own.Close() })
-	srv := grpc.NewServer()
-	pluginv1.RegisterTransportServer(srv, plugin.NewTransportServer(own))
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() { srv.Stop(); <-served })
 	var opened atomic.Int32
-	cc, err := grpc.NewClient(lis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	cc := tpServeOn(t, plugin.NewTransportServer(own),
 		grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 			if method == pluginv1.Transport_Calls_FullMethodName {
 				opened.Add(1)
 			}
 			return streamer(ctx, desc, cc, method, opts...)
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
 
 	echo := tpDirect(t)
 	eln, err := echo.Listen(tpCtx(t), "127.0.0.1:0")
@@ -832,4 +798,28 @@ func TestTransportPluginCallAfterCloseOpensNoStream(t *testing.T) {
 	if n := opened.Load(); n != 1 {
 		t.Fatalf("a call after Close opened a Calls stream (%d in all); nothing would ever close it", n)
 	}
+}
+
+// tpServeOn serves ts as a plugin's transport on loopback gRPC and returns the
+// host's connection to it, dialed with opts; t.Cleanup stops both.
+func tpServeOn(t *testing.T, ts pluginv1.TransportServer, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pluginv1.RegisterTransportServer(srv, ts)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	t.Cleanup(func() { srv.Stop(); <-served })
+	cc, err := grpc.NewClient(lis.Addr().String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
 }
