@@ -727,12 +727,7 @@ func TestTransportPluginWithoutCallsStream(t *testing.T) {
 			return &endedFirst{ClientStream: s, sent: make(chan struct{})}, nil
 		}))
 
-	echo := tpDirect(t)
-	eln, err := echo.Listen(tpCtx(t), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpServe(t, eln, tpEcho{})
+	echoAddr := tpEchoAddr(t)
 
 	tc := plugin.NewTransportClient("http", plugin.StaticConn(cc))
 	t.Cleanup(func() { _ = tc.Close() })
@@ -742,7 +737,7 @@ func TestTransportPluginWithoutCallsStream(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			body := []byte(fmt.Sprintf(`"%d"`, i))
-			resp, err := tpCall(t, tc, eln.Addr(), "Echo.Hello", body)
+			resp, err := tpCall(t, tc, echoAddr, "Echo.Hello", body)
 			if err != nil || !bytes.Equal(resp.Body, body) {
 				t.Errorf("call %d = %v, %v; want the echo over a Call RPC", i, resp, err)
 			}
@@ -768,15 +763,10 @@ func TestTransportPluginCallAfterCloseOpensNoStream(t *testing.T) {
 			return streamer(ctx, desc, cc, method, opts...)
 		}))
 
-	echo := tpDirect(t)
-	eln, err := echo.Listen(tpCtx(t), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpServe(t, eln, tpEcho{})
+	echoAddr := tpEchoAddr(t)
 
 	tc := plugin.NewTransportClient("http", plugin.StaticConn(cc))
-	conn, err := tc.Dial(tpCtx(t), eln.Addr())
+	conn, err := tc.Dial(tpCtx(t), echoAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -822,4 +812,16 @@ func tpServeOn(t *testing.T, ts pluginv1.TransportServer, opts ...grpc.DialOptio
 	}
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
+}
+
+// tpEchoAddr serves tpEcho on the built-in http transport and returns its
+// address; t.Cleanup stops it.
+func tpEchoAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := tpDirect(t).Listen(tpCtx(t), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpServe(t, ln, tpEcho{})
+	return ln.Addr()
 }
