@@ -123,7 +123,7 @@ func TestCallProtocols(t *testing.T) {
 			// connections (TLS learns h2 from ALPN on the first handshake).
 			warm := make(chan error, 1)
 			go func() {
-				_, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
+				_, err := callEcho(conn)
 				warm <- err
 			}()
 			waitFor(t, func() bool { return h.inFlight.Load() == 1 }, "warm-up call in flight")
@@ -265,7 +265,7 @@ func TestPoolLimits(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}}); err != nil {
+			if _, err := callEcho(conn); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -294,11 +294,11 @@ func TestPoolWaitTimeout(t *testing.T) {
 	conn, _ := cli.Dial(context.Background(), ln.Addr())
 	first := make(chan error, 1)
 	go func() {
-		_, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
+		_, err := callEcho(conn)
 		first <- err
 	}()
 	waitFor(t, func() bool { return h.inFlight.Load() == 1 }, "first call in flight")
-	_, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
+	_, err := callEcho(conn)
 	if !stderrors.Is(err, transport.ErrNotSent) || errors.Code(err) != http.StatusServiceUnavailable {
 		t.Fatalf("second call: %v, want not-sent 503", err)
 	}
@@ -322,7 +322,7 @@ func TestDialRefusedIsNotSent(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	conn, _ := newHTTP(t).Dial(context.Background(), addr)
-	_, err = conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
+	_, err = callEcho(conn)
 	if !stderrors.Is(err, transport.ErrNotSent) || errors.Code(err) != http.StatusServiceUnavailable {
 		t.Fatalf("call to a closed port: %v, want not-sent 503", err)
 	}
@@ -391,6 +391,11 @@ func TestBadRequestsOverRawHTTP(t *testing.T) {
 		t.Fatalf("after bad requests: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// callEcho makes one bodiless call of the echo endpoint through conn.
+func callEcho(conn transport.Conn) (*transport.Message, error) {
+	return conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}})
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {
@@ -628,7 +633,7 @@ func TestForgottenPoolIsNotDoubled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(cli.Stats()) == 0 }, "the idle pool forgotten")
+	waitFor(t, func() bool { return transport.LivePools(cli) == 0 }, "the idle pool forgotten")
 
 	var wg sync.WaitGroup
 	for i := 0; i < 2*limit; i++ {
@@ -644,7 +649,7 @@ func TestForgottenPoolIsNotDoubled(t *testing.T) {
 				}
 				conn = c
 			}
-			if _, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}}); err != nil {
+			if _, err := callEcho(conn); err != nil {
 				t.Error(err)
 			}
 		}(i)
@@ -682,7 +687,7 @@ func TestPoolChurnUnderLoad(t *testing.T) {
 			}
 			held[w] = c
 		}
-		waitFor(t, func() bool { return len(cli.Stats()) == 0 }, "the idle pool forgotten")
+		waitFor(t, func() bool { return transport.LivePools(cli) == 0 }, "the idle pool forgotten")
 		var wg sync.WaitGroup
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
@@ -698,7 +703,7 @@ func TestPoolChurnUnderLoad(t *testing.T) {
 						}
 						conn = c
 					}
-					if _, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}}); err != nil {
+					if _, err := callEcho(conn); err != nil {
 						t.Errorf("round %d worker %d call %d: %v", round, w, i, err)
 						return
 					}
@@ -758,7 +763,7 @@ func call(t *testing.T, cli *transport.HTTP, addr string) transport.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Call(context.Background(), &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Call"}}); err != nil {
+	if _, err := callEcho(conn); err != nil {
 		t.Fatal(err)
 	}
 	return conn
