@@ -104,36 +104,48 @@ func (h *Host) startPlugins(ctx context.Context, c *components) error {
 	if err != nil {
 		return err
 	}
-	dir := h.opts.pluginDir
-	if dir == "" {
-		if dir, err = plugins.DefaultDir(); err != nil {
-			return err
-		}
-	}
 	for _, p := range h.cfg.Plugins {
 		if h.isChild() && (p.Kind == "registry" || p.Kind == "broker") {
 			continue // a child service uses its host's registry and broker
 		}
-		entry := lock.Get(p.ID)
-		if entry == nil {
-			return fmt.Errorf("%s: plugin %s is not installed (%s has no entry for it): run `micro plugin install %s`",
-				rangeString(p.Range), p.ID, lockPath, sourceOr(p))
+		spec, err := pluginSpec(p, lock, lockPath, h.opts.pluginDir)
+		if err != nil {
+			return err
 		}
-		if p.Version != "" && p.Version != entry.Version {
-			return fmt.Errorf("%s: plugin %s: micro.hcl asks for version %s but %s has %s: run `micro plugin install %s` or change the version",
-				rangeString(p.VersionRange), p.ID, p.Version, lockPath, entry.Version, sourceOr(p))
-		}
-		path := entry.Path
-		if path == "" {
-			path = plugins.InstalledPath(dir, p.ID, entry.Version)
-		}
-		inst, err := h.manager.Start(ctx, plugins.Spec{ID: p.ID, Kind: p.Kind, Version: entry.Version, Path: path, SHA256: entry.SHA256, Config: p.Config})
+		inst, err := h.manager.Start(ctx, spec)
 		if err != nil {
 			return fmt.Errorf("%s: %w", rangeString(p.Range), err)
 		}
 		c.plugins[p.ID] = inst
 	}
 	return nil
+}
+
+// pluginSpec is what starts plugin block p: the version and checksum lock
+// records for it, and its binary, in pluginDir (the default one when empty)
+// unless lock names another path.
+func pluginSpec(p *config.Plugin, lock *plugins.Lock, lockPath, pluginDir string) (plugins.Spec, error) {
+	entry := lock.Get(p.ID)
+	if entry == nil {
+		return plugins.Spec{}, fmt.Errorf("%s: plugin %s is not installed (%s has no entry for it): run `micro plugin install %s`",
+			rangeString(p.Range), p.ID, lockPath, sourceOr(p))
+	}
+	if p.Version != "" && p.Version != entry.Version {
+		return plugins.Spec{}, fmt.Errorf("%s: plugin %s: micro.hcl asks for version %s but %s has %s: run `micro plugin install %s` or change the version",
+			rangeString(p.VersionRange), p.ID, p.Version, lockPath, entry.Version, sourceOr(p))
+	}
+	path := entry.Path
+	if path == "" {
+		dir := pluginDir
+		if dir == "" {
+			var err error
+			if dir, err = plugins.DefaultDir(); err != nil {
+				return plugins.Spec{}, err
+			}
+		}
+		path = plugins.InstalledPath(dir, p.ID, entry.Version)
+	}
+	return plugins.Spec{ID: p.ID, Kind: p.Kind, Version: entry.Version, Path: path, SHA256: entry.SHA256, Config: p.Config}, nil
 }
 
 func sourceOr(p *config.Plugin) string {

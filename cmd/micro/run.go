@@ -142,6 +142,11 @@ func (a *app) printReady(h *host.Host, file string, examples map[string]string, 
 			continue
 		}
 		addr := svcs[0].Nodes[0].Address
+		if t := h.Config().Transport; t.Plugin != "" {
+			// Not plain HTTP: curl cannot call it, micro call can.
+			fmt.Fprintf(a.stdout, "  service %-12s %s (transport %s)\n", sc.Name, addr, t.Name)
+			continue
+		}
 		fmt.Fprintf(a.stdout, "  service %-12s http://%s\n", sc.Name, addr)
 		for _, ep := range svcs[0].Endpoints {
 			if ep.Metadata["kind"] != "unary" {

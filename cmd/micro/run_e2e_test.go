@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	stderrors "errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,15 +29,8 @@ func TestMicroRunTwoServicesWithRegistryPlugin(t *testing.T) {
 	}
 	dir := t.TempDir()
 	repo, _ := filepath.Abs("../..")
-	build := func(out, pkg string) string {
-		bin := filepath.Join(dir, out)
-		if b, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-		}
-		return bin
-	}
-	micro := build("micro", ".")
-	plug := build("micro-registry-mem", "../../host/plugins/testdata/registry-memory")
+	micro := goBuild(t, dir, "micro", ".")
+	plug := goBuild(t, dir, "micro-registry-mem", "../../host/plugins/testdata/registry-memory")
 	sum, _ := plugins.FileSHA256(plug)
 	lock := &plugins.Lock{}
 	lock.Put(&plugins.LockedPlugin{ID: "registry-mem", Version: "0.0.1", SHA256: sum, Path: plug})
@@ -55,33 +49,7 @@ plugin "registry-mem" {
 `
 	os.WriteFile(filepath.Join(dir, "micro.hcl"), []byte(cfg), 0o644)
 
-	cmd := exec.Command(micro, "run")
-	cmd.Dir = dir
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
-	ready := false
-	for lines.Scan() {
-		if m := readyLine.FindStringSubmatch(lines.Text()); m != nil {
-			t.Logf("micro run: ready in %s", m[1])
-			ready = true
-			break
-		}
-	}
-	if !ready {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("micro run never got ready:\n%s", stderr.String())
-	}
-	go func() {
-		for lines.Scan() {
-		}
-	}()
+	cmd, _, stderr := startMicroRun(t, micro, dir)
 	started := childrenOf(cmd.Process.Pid)
 	if len(started) < 2 {
 		t.Fatalf("micro run started %v, want the plugin and the child service", started)
@@ -102,6 +70,116 @@ plugin "registry-mem" {
 		t.Fatalf("micro services: %v\n%s", err, out)
 	}
 
+	stopMicroRun(ctx, t, cmd, stderr, started)
+}
+
+// TestMicroCallOverTransportPlugin runs micro on a config whose transport is
+// the ws plugin: the ready banner offers no curl line (the services do not
+// speak plain HTTP), `micro call` reaches them through its own copy of the
+// plugin, and the http transport's TLS flags are refused with the reason.
+func TestMicroCallOverTransportPlugin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	dir := t.TempDir()
+	micro := goBuild(t, dir, "micro", ".")
+	plug := goBuild(t, dir, "micro-transport-ws", "../../plugins/transport-ws")
+	sum, _ := plugins.FileSHA256(plug)
+	lock := &plugins.Lock{}
+	lock.Put(&plugins.LockedPlugin{ID: "transport-ws", Version: "0.1.0", SHA256: sum, Path: plug})
+	if err := lock.Write(filepath.Join(dir, plugins.LockFileName)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `
+service "helloworld" {}
+transport "ws" {}
+plugin "transport-ws" {
+  version = "0.1.0"
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "micro.hcl"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, banner, stderr := startMicroRun(t, micro, dir)
+	started := childrenOf(cmd.Process.Pid)
+	text := strings.Join(banner, "\n")
+	if !strings.Contains(text, "(transport ws)") || strings.Contains(text, "curl") || strings.Contains(text, "http://") {
+		t.Errorf("ready banner for a ws service:\n%s\nwant its address marked (transport ws) and no http:// or curl line", text)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	call := exec.CommandContext(ctx, micro, "call", "helloworld", "Greeter.Hello", `{"name":"Ada"}`)
+	call.Dir = dir
+	out, err := call.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"message": "Hello Ada"`) {
+		t.Fatalf("micro call over the ws plugin: %v\n%s\n%s", err, out, stderr.String())
+	}
+	call = exec.CommandContext(ctx, micro, "call", "--cert", "c.crt", "--key", "c.key", "helloworld", "Greeter.Hello")
+	call.Dir = dir
+	out, err = call.CombinedOutput()
+	var exit *exec.ExitError
+	if !stderrors.As(err, &exit) || exit.ExitCode() != exitUsage || !strings.Contains(string(out), `transport "ws" takes its TLS from its plugin's config`) {
+		t.Errorf("micro call --cert over the ws plugin = %v\n%s\nwant exit %d naming the plugin's config", err, out, exitUsage)
+	}
+	stopMicroRun(ctx, t, cmd, stderr, started)
+}
+
+// goBuild builds pkg into dir/out and returns its path.
+func goBuild(t *testing.T, dir, out, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(dir, out)
+	if b, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return bin
+}
+
+// startMicroRun starts `micro run` in dir and returns once its ready banner is
+// printed, with the banner's lines; t.Cleanup kills it if it still runs.
+func startMicroRun(t *testing.T, micro, dir string) (*exec.Cmd, []string, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(micro, "run")
+	cmd.Dir = dir
+	stdout, _ := cmd.StdoutPipe()
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	var banner []string
+	ready := false
+	for lines.Scan() {
+		line := lines.Text()
+		if m := readyLine.FindStringSubmatch(line); m != nil {
+			t.Logf("micro run: ready in %s", m[1])
+			ready = true
+		}
+		if ready {
+			banner = append(banner, line)
+			if line == "press Ctrl-C to stop" {
+				break
+			}
+		}
+	}
+	if !ready {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("micro run never got ready:\n%s", stderr.String())
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	return cmd, banner, stderr
+}
+
+// stopMicroRun sends micro run SIGTERM, waits for it to exit cleanly, and
+// checks that none of the processes it started is left.
+func stopMicroRun(ctx context.Context, t *testing.T, cmd *exec.Cmd, stderr *strings.Builder, started []int) {
+	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/microhost/micro/host"
 	"github.com/microhost/micro/host/config"
 	"github.com/microhost/micro/sdk/auth"
@@ -133,11 +135,28 @@ func runCall(a *app, ctx context.Context, args []string) error {
 	}
 	defer remote.Close()
 	opts := []client.Option{client.Registry(remote.Registry), client.Timeout(*timeout)}
-	tlsFiles, err := callTLS(*dir, files)
+	cfg, err := dirConfig(*dir)
 	if err != nil {
 		return err
 	}
-	if tlsFiles != nil {
+	if cfg != nil && cfg.Transport.Plugin != "" {
+		// The services speak the plugin's transport: call over it too.
+		if files != (tlsconfig.Files{}) {
+			return usageErrorf("--cert, --key and --ca set the http transport's TLS; transport %q takes its TLS from its plugin's config", cfg.Transport.Name)
+		}
+		log := hclog.New(&hclog.LoggerOptions{Name: "micro", Output: a.stderr, Level: hclog.Error})
+		tr, stop, err := host.CallerTransport(ctx, cfg, *dir, log)
+		if err != nil {
+			return fmt.Errorf("starting transport %q to call with: %w", cfg.Transport.Name, err)
+		}
+		defer stop()
+		opts = append(opts, client.Transport(tr))
+	}
+	tlsFiles, err := callTLS(cfg, files)
+	if err != nil {
+		return err
+	}
+	if tlsFiles != nil && (cfg == nil || cfg.Transport.Plugin == "") {
 		certs, err := tlsconfig.New(*tlsFiles)
 		if err != nil {
 			return fmt.Errorf("TLS for micro call: %w", err)
@@ -165,24 +184,31 @@ func runCall(a *app, ctx context.Context, args []string) error {
 	return nil
 }
 
+// dirConfig reads the micro.hcl in dir, the one micro run was started with
+// there; nil when there is none (micro run ran the embedded default).
+func dirConfig(dir string) (*config.Config, error) {
+	path := filepath.Join(dir, config.FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s for the services' transport and TLS: %w", path, err)
+	}
+	return cfg, nil
+}
+
 // callTLS is the TLS micro call dials services with: the flags' files, else
-// the security tls block of DIR's micro.hcl, else none (plain HTTP).
-func callTLS(dir string, flags tlsconfig.Files) (*tlsconfig.Files, error) {
+// the security tls block of cfg (DIR's micro.hcl, if any), else none (plain
+// HTTP).
+func callTLS(cfg *config.Config, flags tlsconfig.Files) (*tlsconfig.Files, error) {
 	if flags.CertFile != "" || flags.KeyFile != "" || flags.CAFile != "" {
 		if (flags.CertFile == "") != (flags.KeyFile == "") {
 			return nil, usageErrorf("--cert and --key go together")
 		}
 		return &flags, nil
 	}
-	path := filepath.Join(dir, "micro.hcl")
-	if _, err := os.Stat(path); err != nil {
-		return nil, nil
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s for its TLS settings (or give --cert, --key and --ca): %w", path, err)
-	}
-	if cfg.Security == nil || cfg.Security.TLS == nil {
+	if cfg == nil || cfg.Security == nil || cfg.Security.TLS == nil {
 		return nil, nil
 	}
 	files := *cfg.Security.TLS

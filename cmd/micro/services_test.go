@@ -27,7 +27,11 @@ func TestCallTLSDialsWithClientSettingsOnly(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "micro.hcl"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	files, err := callTLS(dir, tlsconfig.Files{})
+	c, err := dirConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := callTLS(c, tlsconfig.Files{})
 	if err != nil {
 		t.Fatal(err)
 	}
