@@ -611,6 +611,7 @@ type pluginListener struct {
 	mu      sync.Mutex
 	cur     *listenSession // nil while listening again
 	closing bool           // Shutdown or Close was called: no more re-listening
+	reading bool           // Serve reads every session's stream from now on
 }
 
 // Addr is the address the plugin bound first, with its real port.
@@ -632,6 +633,8 @@ func (l *pluginListener) Serve(h transport.Handler) error {
 	sess := l.cur
 	if l.closing {
 		sess = nil
+	} else {
+		l.reading = true
 	}
 	l.mu.Unlock()
 	wait := relistenMinWait
@@ -758,21 +761,62 @@ func (l *pluginListener) open(ctx context.Context, addr string) (*listenSession,
 // Shutdown asks the plugin to stop accepting and drain in-flight requests and
 // streams, and waits for it until ctx ends; the listener is closed either way.
 func (l *pluginListener) Shutdown(ctx context.Context) error {
-	l.mu.Lock()
-	l.closing = true
-	sess := l.cur
-	l.mu.Unlock()
-	defer l.cancel()
-	if sess == nil || !l.serving.Load() {
-		return nil // nothing is in flight
-	}
 	var ms int64
 	if dl, ok := ctx.Deadline(); ok {
 		ms = max(1, time.Until(dl).Milliseconds())
 	}
-	err := sess.send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Shutdown{Shutdown: &pluginv1.ShutdownListener{DrainTimeoutMs: ms}}})
+	return l.stop(ctx, ms)
+}
+
+// closeWait bounds how long Close waits for the plugin to say its socket is
+// closed.
+const closeWait = 2 * time.Second
+
+// Close stops at once: it asks the plugin for a drain of a millisecond and
+// waits, up to closeWait, until the plugin has closed its socket, so that once
+// Close returns nobody reaches the address any more, as with a built-in
+// listener. Requests still in flight then fail.
+func (l *pluginListener) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	_ = l.stop(ctx, 1)
+	return nil
+}
+
+// stop sends the plugin a ShutdownListener with a drain of drainMS
+// milliseconds (0: no limit) and waits until the plugin answers that it is done
+// or ctx ends; then the session ends. When Serve does not read the stream,
+// stop reads it itself.
+func (l *pluginListener) stop(ctx context.Context, drainMS int64) error {
+	l.mu.Lock()
+	l.closing = true
+	sess, reading := l.cur, l.reading
+	l.mu.Unlock()
+	defer l.cancel()
+	if sess == nil {
+		return nil // listening again: the plugin holds no socket for it
+	}
+	err := sess.send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Shutdown{Shutdown: &pluginv1.ShutdownListener{DrainTimeoutMs: drainMS}}})
 	if err != nil {
-		return nil // the stream is gone, and with it whatever was in flight
+		return nil // the stream is gone, and with it the plugin's listener
+	}
+	if !reading {
+		// Nothing was served: only the answer matters, read here until it comes.
+		unblock := context.AfterFunc(ctx, sess.cancel)
+		defer unblock()
+		for {
+			m, err := sess.stream.Recv()
+			if err != nil {
+				break
+			}
+			if m.GetShutdownDone() != nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("transport %s: shutdown of the listener on %s: %w", l.t.name, l.addr, ctx.Err())
+		}
+		return nil
 	}
 	select {
 	case <-sess.shutdownDone:
@@ -780,15 +824,6 @@ func (l *pluginListener) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("transport %s: shutdown of the listener on %s: %w", l.t.name, l.addr, ctx.Err())
 	}
-	return nil
-}
-
-// Close stops at once: the plugin closes its listener when the stream ends.
-func (l *pluginListener) Close() error {
-	l.mu.Lock()
-	l.closing = true
-	l.mu.Unlock()
-	l.cancel()
 	return nil
 }
 

@@ -825,3 +825,34 @@ func tpEchoAddr(t *testing.T) string {
 	tpServe(t, ln, tpEcho{})
 	return ln.Addr()
 }
+
+// TestTransportPluginCloseClosesTheSocket closes plugin listeners, served and
+// not, and dials their address at once: as with a built-in listener, nobody may
+// connect once Close returns.
+func TestTransportPluginCloseClosesTheSocket(t *testing.T) {
+	p := startTPPlugin(t)
+	tc := plugin.NewTransportClient("http", plugin.StaticConn(p.cc))
+	t.Cleanup(func() { _ = tc.Close() })
+	for _, served := range []bool{false, true} {
+		for i := range 10 {
+			ln, err := tc.Listen(tpCtx(t), "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if served {
+				done := tpServe(t, ln, tpEcho{})
+				if _, err := tpCall(t, p.http, ln.Addr(), "Echo.Hello", []byte(`"x"`)); err != nil {
+					t.Fatal(err)
+				}
+				ln.Close()
+				<-done
+			} else {
+				ln.Close()
+			}
+			if c, err := net.Dial("tcp", ln.Addr()); err == nil {
+				c.Close()
+				t.Fatalf("listener %d (served %v): %s still accepts connections after Close returned", i, served, ln.Addr())
+			}
+		}
+	}
+}
