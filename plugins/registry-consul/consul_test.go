@@ -64,10 +64,21 @@ type agent struct {
 // it when the test ends.
 func startAgent(t testing.TB) *agent {
 	t.Helper()
-	a := &agent{t: t, bin: consulBinary(t), dataDir: t.TempDir(), ports: freePorts(t, 4)}
-	a.start()
+	a := &agent{t: t, bin: consulBinary(t), dataDir: t.TempDir()}
 	t.Cleanup(a.stop)
-	return a
+	// A port freePorts found free can be taken by another process before the
+	// agent binds it: then the agent exits at once, and gets other ports.
+	for attempt := 1; ; attempt++ {
+		a.ports = freePorts(t, 4)
+		err := a.tryStart()
+		if err == nil {
+			return a
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		a.stop()
+	}
 }
 
 // addr is the agent's HTTP address.
@@ -75,6 +86,15 @@ func (a *agent) addr() string { return "127.0.0.1:" + strconv.Itoa(a.ports[0]) }
 
 // start runs the agent and waits until it has a leader.
 func (a *agent) start() {
+	a.t.Helper()
+	if err := a.tryStart(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// tryStart runs the agent and waits until it has a leader; it fails at once
+// when the agent exits.
+func (a *agent) tryStart() error {
 	t := a.t
 	t.Helper()
 	log, err := os.OpenFile(filepath.Join(t.TempDir(), "consul.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -99,21 +119,27 @@ func (a *agent) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "consul has a leader", func() error {
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		select {
 		case <-a.exited:
-			return fmt.Errorf("consul exited: %s", a.logTail())
+			return fmt.Errorf("consul exited before it had a leader: %s", a.logTail())
 		default:
 		}
 		leader, err := client.Status().Leader()
-		if err != nil {
-			return err
+		if err == nil && leader != "" {
+			return nil
 		}
-		if leader == "" {
-			return fmt.Errorf("no leader yet")
+		if err == nil {
+			err = fmt.Errorf("no leader yet")
 		}
-		return nil
-	})
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consul has no leader within 30s: %w", err)
+		}
+		<-tick.C
+	}
 }
 
 // stop kills the agent and waits for it to exit.
