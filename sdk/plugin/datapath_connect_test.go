@@ -133,6 +133,19 @@ func (w *dpWatch) call(t *testing.T) {
 	}
 }
 
+// waitAsked polls until the host has asked for the data path: the first call
+// asks in the background, so the ask may reach the plugin after the call.
+func (w *dpWatch) waitAsked(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for asked, _ := w.counts(); asked == 0; asked, _ = w.counts() {
+		if time.Now().After(deadline) {
+			t.Fatal("the host never asked the plugin for its data path")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // callsOnDataPath polls until calls stop coming over the Calls stream: a call
 // made then leaves the batch count as it was.
 func (w *dpWatch) callsOnDataPath(t *testing.T) {
@@ -164,11 +177,7 @@ func TestDataPathDoesNotHoldCallsUp(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("3 calls took %s while the data path was pending", took)
 	}
-	// The ask runs in the background: it may reach the plugin after the calls.
-	deadline := time.Now().Add(5 * time.Second)
-	for asked, _ := w.counts(); asked == 0 && time.Now().Before(deadline); asked, _ = w.counts() {
-		time.Sleep(time.Millisecond)
-	}
+	w.waitAsked(t)
 	if asked, batches := w.counts(); asked != 1 || batches == 0 {
 		t.Fatalf("asked %d times, %d call batches on gRPC; want one pending ask and the calls on gRPC", asked, batches)
 	}
@@ -197,10 +206,7 @@ func TestDataPathRetriedAfterAFailure(t *testing.T) {
 func TestDataPathNotOfferedAskedOnce(t *testing.T) {
 	w := newDPWatch(t, false, nil)
 	w.call(t)
-	deadline := time.Now().Add(5 * time.Second)
-	for asked, _ := w.counts(); asked == 0 && time.Now().Before(deadline); asked, _ = w.counts() {
-		time.Sleep(time.Millisecond) // the ask runs in the background
-	}
+	w.waitAsked(t)
 	for range 20 {
 		w.call(t)
 	}
@@ -296,6 +302,7 @@ func TestCallFailureTooBigForTheBoundary(t *testing.T) {
 				w.callsOnDataPath(t)
 			} else {
 				w.call(t)
+				w.waitAsked(t) // refused once, then not asked again
 			}
 			asked, _ := w.counts()
 
