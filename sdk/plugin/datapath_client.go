@@ -46,6 +46,7 @@ type dataClient struct {
 	t       *transportClient
 	fc      *frameConn
 	id      uint64          // the number the plugin gave the connection
+	version uint32          // the frame protocol, from the plugin's hello
 	changed <-chan struct{} // conn.Changed() from before the connection opened
 	serve   *workerPool[framedRequest]
 
@@ -54,6 +55,7 @@ type dataClient struct {
 	calls        map[uint64]chan dataResult
 	nextListener uint64
 	listeners    map[uint64]*listenSession
+	requests     map[uint64]context.CancelFunc // requests being served, by id (version 2)
 	broken       bool
 	retired      bool // no new calls or listeners: it closes once idle
 }
@@ -162,39 +164,41 @@ func (t *transportClient) dialDataPath(changed <-chan struct{}) (*dataClient, er
 	}
 	ctx, cancel := context.WithTimeout(t.background, dataPathDialTimeout)
 	defer cancel()
-	ep, err := tc.DataPath(ctx, &pluginv1.DataPathRequest{Versions: []uint32{dataPathVersion}})
+	ep, err := tc.DataPath(ctx, &pluginv1.DataPathRequest{Versions: dataPathOffer()})
 	if err != nil {
 		if status.Code(err) == codes.Unimplemented {
 			return nil, fmt.Errorf("plugin %s: %w: %w", t.name, errNoDataPath, err)
 		}
 		return nil, fmt.Errorf("plugin %s: asking for its data path: %w", t.name, FromStatus(t.name, err))
 	}
-	if ep.GetAddress() == "" || ep.GetVersion() != dataPathVersion {
-		return nil, fmt.Errorf("plugin %s: %w (version %d; this host speaks %d)", t.name, errNoDataPath, ep.GetVersion(), dataPathVersion)
+	if ep.GetAddress() == "" || chooseDataPathVersion([]uint32{ep.GetVersion()}) == 0 {
+		return nil, fmt.Errorf("plugin %s: %w (version %d; this host speaks %d to %d)", t.name, errNoDataPath, ep.GetVersion(), dataPathMinVersion, dataPathVersion)
 	}
 	d := tls.Dialer{Config: dconn.ClientTLS()}
 	nc, err := d.DialContext(ctx, ep.GetNetwork(), ep.GetAddress())
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: dialing its data path: %w", t.name, err)
 	}
-	id, err := readHello(ctx, nc)
+	id, version, err := readHello(ctx, nc)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("plugin %s: data path hello: %w", t.name, err)
 	}
 	dc := &dataClient{
-		t: t, id: id, changed: changed,
+		t: t, id: id, version: version, changed: changed,
 		calls:     make(map[uint64]chan dataResult),
 		listeners: make(map[uint64]*listenSession),
+		requests:  make(map[uint64]context.CancelFunc),
 	}
 	dc.fc = newFrameConn(nc, dc.unsent)
-	dc.serve = newWorkerPool(dc.fc.done, func(r framedRequest) { r.sess.serveFramed(r.h, r.id, r.msg) })
+	dc.serve = newWorkerPool(dc.fc.done, func(r framedRequest) { r.sess.serveFramed(r) })
 	dc.fc.start(dc.handle, dc.broke)
 	return dc, nil
 }
 
-// readHello reads the plugin's first frame, which numbers the connection.
-func readHello(ctx context.Context, nc net.Conn) (uint64, error) {
+// readHello reads the plugin's first frame, which numbers the connection and
+// names its frame protocol version.
+func readHello(ctx context.Context, nc net.Conn) (id uint64, version uint32, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetReadDeadline(dl)
 		defer nc.SetReadDeadline(time.Time{})
@@ -202,14 +206,14 @@ func readHello(ctx context.Context, nc net.Conn) (uint64, error) {
 	var prefix [frameLenSize]byte
 	p, err := readFrame(nc, prefix[:])
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	d := frameDecoder{p: p}
-	typ, id := d.byte(), d.uvarint()
-	if version := d.uvarint(); d.bad || typ != frameHello || version != dataPathVersion {
-		return 0, errBadFrame
+	typ, id, v := d.byte(), d.uvarint(), d.uvarint()
+	if d.bad || typ != frameHello || v < dataPathMinVersion || v > dataPathVersion {
+		return 0, 0, errBadFrame
 	}
-	return id, nil
+	return id, uint32(v), nil
 }
 
 // usable reports whether new calls and listeners may use dc.
@@ -353,16 +357,53 @@ func (dc *dataClient) handle(typ byte, id uint64, d *frameDecoder) error {
 		}
 		dc.mu.Lock()
 		sess := dc.listeners[lid]
+		var ctx context.Context
+		if sess != nil {
+			ctx = dc.requestContextLocked(sess.ctx, id)
+		}
 		dc.mu.Unlock()
 		if sess == nil {
 			dc.respond(id, transportErrorMessage(errListenerGone("plugin "+dc.t.name)))
 			return nil
 		}
-		sess.deliverFramed(id, msg)
+		sess.deliverFramed(framedRequest{sess: sess, ctx: ctx, id: id, msg: msg})
+	case frameGiveUp:
+		dc.mu.Lock()
+		cancel := dc.requests[id]
+		dc.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
 	default:
 		return fmt.Errorf("%w: unexpected frame type %d from the plugin", errBadFrame, typ)
 	}
 	return nil
+}
+
+// requestContextLocked returns the context request id is served with: on a
+// version 2 connection one of its own under parent, ended when the plugin says
+// the remote caller gave up, or by requestDone. dc.mu is held.
+func (dc *dataClient) requestContextLocked(parent context.Context, id uint64) context.Context {
+	if dc.version < 2 {
+		return parent
+	}
+	ctx, cancel := context.WithCancel(parent)
+	dc.requests[id] = cancel
+	return ctx
+}
+
+// requestDone releases the context of request id, answered or dropped.
+func (dc *dataClient) requestDone(id uint64) {
+	if dc.version < 2 {
+		return
+	}
+	dc.mu.Lock()
+	cancel := dc.requests[id]
+	delete(dc.requests, id)
+	dc.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // respond answers request id; a response too big for a frame becomes a 502.
@@ -435,34 +476,56 @@ func (dc *dataClient) removeListener(lid uint64) {
 type framedRequest struct {
 	sess *listenSession
 	h    transport.Handler
+	ctx  context.Context // the handler's: the session's, or its own on version 2
 	id   uint64
 	msg  *transport.Message
 }
 
 // deliverFramed runs the handler for a request of this session that came on the
-// data path; requests that come before Serve wait for it.
-func (s *listenSession) deliverFramed(id uint64, msg *transport.Message) {
+// data path; requests that come before Serve wait for it, and those still
+// waiting when the session ends are dropped (the plugin answers their callers).
+func (s *listenSession) deliverFramed(r framedRequest) {
 	if h := s.handler.Load(); h != nil {
-		s.data.serve.submit(framedRequest{sess: s, h: *h, id: id, msg: msg})
+		r.h = *h
+		s.data.serve.submit(r)
 		return
 	}
 	s.framedMu.Lock()
 	if h := s.handler.Load(); h != nil {
 		s.framedMu.Unlock()
-		s.data.serve.submit(framedRequest{sess: s, h: *h, id: id, msg: msg})
+		r.h = *h
+		s.data.serve.submit(r)
 		return
 	}
-	s.early = append(s.early, framedRequest{sess: s, id: id, msg: msg})
+	if s.earlyDropped {
+		s.framedMu.Unlock()
+		s.data.requestDone(r.id)
+		return
+	}
+	s.early = append(s.early, r)
 	s.framedMu.Unlock()
 }
 
-// serveFramed answers one request of the data path with h.
-func (s *listenSession) serveFramed(h transport.Handler, id uint64, msg *transport.Message) {
-	resp := h.ServeRequest(s.ctx, msg)
+// dropEarly drops the requests waiting for Serve once the session has ended,
+// and those that come after.
+func (s *listenSession) dropEarly() {
+	s.framedMu.Lock()
+	early := s.early
+	s.early, s.earlyDropped = nil, true
+	s.framedMu.Unlock()
+	for _, r := range early {
+		s.data.requestDone(r.id)
+	}
+}
+
+// serveFramed answers one request of the data path with its handler.
+func (s *listenSession) serveFramed(r framedRequest) {
+	resp := r.h.ServeRequest(r.ctx, r.msg)
 	if resp == nil {
 		resp = transportErrorMessage(errors.Internal("", "the handler returned no response"))
 	}
-	s.data.respond(id, resp)
+	s.data.respond(r.id, resp)
+	s.data.requestDone(r.id)
 }
 
 // serveEarly sets the session's handler and runs the data path requests that

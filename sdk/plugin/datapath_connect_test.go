@@ -331,3 +331,56 @@ func TestCallFailureTooBigForTheBoundary(t *testing.T) {
 		})
 	}
 }
+
+// ctxWatcher is a handler that waits for its context to end, then says why.
+type ctxWatcher struct {
+	started chan struct{}
+	ended   chan error
+}
+
+func (h ctxWatcher) ServeRequest(ctx context.Context, req *transport.Message) *transport.Message {
+	h.started <- struct{}{}
+	<-ctx.Done()
+	h.ended <- ctx.Err()
+	return tpErrorMessage(ctx.Err())
+}
+
+func (ctxWatcher) ServeStream(context.Context, map[string]string, transport.Stream) error {
+	return nil
+}
+
+// TestDataPathCallerGivingUpEndsTheHandler has a remote caller give up on a
+// request a host handler is serving through the plugin's listener: as behind a
+// built-in listener, the handler's context must end at once, not when the
+// listener closes.
+func TestDataPathCallerGivingUpEndsTheHandler(t *testing.T) {
+	w := newDPWatch(t, true, nil)
+	ln, err := w.tc.Listen(tpCtx(t), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := ctxWatcher{started: make(chan struct{}, 1), ended: make(chan error, 1)}
+	tpServe(t, ln, h)
+
+	conn, err := tpDirect(t).Dial(tpCtx(t), ln.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(tpCtx(t))
+	called := make(chan error, 1)
+	go func() {
+		_, err := conn.Call(ctx, &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Hello"}})
+		called <- err
+	}()
+	receive(t, h.started, "the request at the handler")
+	if asked, _ := w.counts(); asked == 0 {
+		t.Fatal("the request did not come over the data path")
+	}
+	cancel()
+	if err := <-called; !stderrors.Is(err, context.Canceled) {
+		t.Fatalf("the caller's call = %v, want it cancelled", err)
+	}
+	if err := receive(t, h.ended, "the handler's context ending after its caller gave up"); !stderrors.Is(err, context.Canceled) {
+		t.Fatalf("the handler's context ended with %v, want it cancelled", err)
+	}
+}

@@ -20,6 +20,8 @@ import (
 //	result   plugin -> host  id; status byte; message (ok) or JSON envelope
 //	request  plugin -> host  id; listener uvarint; message
 //	response host -> plugin  id; message
+//	giveup   plugin -> host  id: the remote caller of request id gave up
+//	                         (version 2 on)
 const (
 	frameHello byte = iota + 1
 	frameCall
@@ -27,6 +29,7 @@ const (
 	frameResult
 	frameRequest
 	frameResponse
+	frameGiveUp
 )
 
 // The status byte of a result frame.
@@ -36,8 +39,31 @@ const (
 	resultNotSent             // the call failed before the request left (a 503)
 )
 
-// dataPathVersion is the frame protocol version this SDK speaks.
-const dataPathVersion = 1
+// The frame protocol versions this SDK speaks. Version 2 adds the giveup
+// frame, so a host handler's context ends when the remote caller gives up, as
+// with a built-in transport; a peer that knows only version 1 takes an unknown
+// frame for a broken connection, so a plugin sends giveup only on a version 2
+// connection.
+const (
+	dataPathMinVersion = 1
+	dataPathVersion    = 2
+)
+
+// dataPathOffer is what a host offers in DataPathRequest: every version it
+// speaks, newest first.
+func dataPathOffer() []uint32 { return []uint32{dataPathVersion, dataPathMinVersion} }
+
+// chooseDataPathVersion is the newest version in offered this SDK speaks, 0
+// when there is none.
+func chooseDataPathVersion(offered []uint32) uint32 {
+	var best uint32
+	for _, v := range offered {
+		if v >= dataPathMinVersion && v <= dataPathVersion && v > best {
+			best = v
+		}
+	}
+	return best
+}
 
 // frameLenSize is the size of a frame's length prefix.
 const frameLenSize = 4

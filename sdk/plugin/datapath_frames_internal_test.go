@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -67,7 +68,7 @@ func TestDataServerAcceptsAfterATransientError(t *testing.T) {
 	s := newDataServer(&transportServer{t: transport.NewHTTP()}, serverTLS)
 	s.listen = func() (net.Listener, error) { return &failingListener{Listener: ln}, nil }
 	t.Cleanup(func() { _ = s.Close() })
-	if _, _, err := s.endpoint(); err != nil {
+	if _, _, err := s.endpoint(dataPathVersion); err != nil {
 		t.Fatal(err)
 	}
 
@@ -79,7 +80,7 @@ func TestDataServerAcceptsAfterATransientError(t *testing.T) {
 		t.Fatalf("dialing the data path after a failed Accept: %v", err)
 	}
 	defer nc.Close()
-	if _, err := readHello(ctx, nc); err != nil {
+	if _, _, err := readHello(ctx, nc); err != nil {
 		t.Fatalf("hello after a failed Accept: %v", err)
 	}
 }
@@ -98,10 +99,10 @@ func TestDataServerListensAgainAfterAFailedListen(t *testing.T) {
 		}
 		return listenDataPath()
 	}
-	if _, _, err := s.endpoint(); err == nil {
+	if _, _, err := s.endpoint(dataPathVersion); err == nil {
 		t.Fatal("the first listen failed, yet endpoint answered")
 	}
-	network, addr, err := s.endpoint()
+	network, addr, err := s.endpoint(dataPathVersion)
 	if err != nil {
 		t.Fatalf("endpoint after one failed listen: %v", err)
 	}
@@ -113,10 +114,10 @@ func TestDataServerListensAgainAfterAFailedListen(t *testing.T) {
 		t.Fatalf("dialing the data path after a failed listen: %v", err)
 	}
 	defer nc.Close()
-	if _, err := readHello(ctx, nc); err != nil {
+	if _, _, err := readHello(ctx, nc); err != nil {
 		t.Fatalf("hello after a failed listen: %v", err)
 	}
-	if n, _, _ := s.endpoint(); n != network || listens.Load() != 2 {
+	if n, _, _ := s.endpoint(dataPathVersion); n != network || listens.Load() != 2 {
 		t.Fatalf("a third endpoint call listened again (%d listens)", listens.Load())
 	}
 }
@@ -138,4 +139,81 @@ func dataPathTLS(t *testing.T) (*HostTLS, *tls.Config) {
 		t.Fatal(err)
 	}
 	return host, serverTLS
+}
+
+// TestChooseDataPathVersion checks a plugin answers a host with the newest
+// frame protocol both speak, and with none when they share none.
+func TestChooseDataPathVersion(t *testing.T) {
+	for _, tt := range []struct {
+		offered []uint32
+		want    uint32
+	}{
+		{dataPathOffer(), dataPathVersion},
+		{[]uint32{1}, 1},       // a host from before giveup
+		{[]uint32{1, 2}, 2},    // any order
+		{[]uint32{3, 2, 1}, 2}, // a newer host
+		{[]uint32{3}, 0},
+		{nil, 0},
+	} {
+		if got := chooseDataPathVersion(tt.offered); got != tt.want {
+			t.Errorf("chooseDataPathVersion(%v) = %d, want %d", tt.offered, got, tt.want)
+		}
+	}
+}
+
+// TestVersionOneHostIsNotToldOfGiveUps checks a plugin speaking version 1 with
+// a host, which takes any frame it does not know for a broken connection,
+// says so in its hello and never sends that host a giveup frame; a version 2
+// host is sent one.
+func TestVersionOneHostIsNotToldOfGiveUps(t *testing.T) {
+	for _, version := range []uint32{1, 2} {
+		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
+			host, serverTLS := dataPathTLS(t)
+			s := newDataServer(&transportServer{t: transport.NewHTTP()}, serverTLS)
+			t.Cleanup(func() { _ = s.Close() })
+			network, addr, err := s.endpoint(version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			d := tls.Dialer{Config: host.ClientConfig()}
+			nc, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			id, got, err := readHello(ctx, nc)
+			if err != nil || got != version {
+				t.Fatalf("hello = version %d, %v; want version %d", got, err, version)
+			}
+			var c *dataServerConn
+			for deadline := time.Now().Add(5 * time.Second); c == nil; c = s.conn(id) {
+				if time.Now().After(deadline) {
+					t.Fatal("the data server never registered the connection")
+				}
+				time.Sleep(time.Millisecond)
+			}
+
+			// A giveup, then a response to the host as a marker: frames leave
+			// in order, so the first frame read tells whether giveup was sent.
+			c.giveUp(7)
+			buf := c.fc.getBuf()
+			*buf = endFrame(beginFrame((*buf)[:0], frameResponse, 8), 0)
+			c.fc.send(buf, 0)
+			_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var prefix [frameLenSize]byte
+			p, err := readFrame(nc, prefix[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := frameResponse
+			if version >= 2 {
+				want = frameGiveUp
+			}
+			if p[0] != want {
+				t.Fatalf("first frame after a give-up is type %d, want %d", p[0], want)
+			}
+		})
+	}
 }

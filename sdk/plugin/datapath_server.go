@@ -32,6 +32,7 @@ type dataServer struct {
 	ln      net.Listener                 // nil until the first DataPath call listens
 	network string
 	addr    string
+	version uint32 // the frame protocol the host last asked for, under mu
 
 	// stopped ends with Close: waits of the accept loop and handshakes in
 	// progress end with it.
@@ -51,12 +52,13 @@ func newDataServer(ts *transportServer, cfg *tls.Config) *dataServer {
 }
 
 // endpoint returns the network and address the data path listens on,
-// listening first. A failure to listen (the process is out of file
-// descriptors, say) is not kept: the host asks again later, and the next call
-// tries again.
-func (s *dataServer) endpoint() (string, string, error) {
+// listening first; the host's next connections speak version. A failure to
+// listen (the process is out of file descriptors, say) is not kept: the host
+// asks again later, and the next call tries again.
+func (s *dataServer) endpoint(version uint32) (string, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.version = version
 	switch {
 	case s.closed:
 		return "", "", stderrors.New("the data path is closed")
@@ -149,12 +151,13 @@ func (s *dataServer) serve(nc net.Conn) {
 	}
 	s.nextID++
 	c.id = s.nextID
+	c.version = s.version
 	s.conns[c.id] = c
 	s.mu.Unlock()
 
 	buf := c.fc.getBuf()
 	b := beginFrame((*buf)[:0], frameHello, c.id)
-	*buf = endFrame(binary.AppendUvarint(b, dataPathVersion), 0)
+	*buf = endFrame(binary.AppendUvarint(b, uint64(c.version)), 0)
 	c.fc.send(buf, 0)
 	finished := make(chan struct{})
 	c.fc.start(c.handle, func(error) {
@@ -200,13 +203,14 @@ func (s *dataServer) Close() error {
 // dataServerConn is the plugin's end of one data path connection: it runs the
 // host's calls, and forwards the requests of the listeners the host bound to it.
 type dataServerConn struct {
-	s      *dataServer
-	id     uint64
-	fc     *frameConn
-	ctx    context.Context // the calls' parent: ends with the connection
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // calls in flight
-	work   *workerPool[dataCall]
+	s       *dataServer
+	id      uint64
+	version uint32 // the frame protocol, from the hello
+	fc      *frameConn
+	ctx     context.Context // the calls' parent: ends with the connection
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // calls in flight
+	work    *workerPool[dataCall]
 
 	mu      sync.Mutex
 	calls   map[uint64]context.CancelFunc // calls in flight, by id
@@ -329,6 +333,7 @@ func (c *dataServerConn) forward(ctx context.Context, stop <-chan struct{}, name
 	case resp := <-ch:
 		return resp
 	case <-ctx.Done():
+		c.giveUp(id)
 		if stderrors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return transportErrorMessage(errors.Timeout("", "transport %s: the host did not answer in time", name))
 		}
@@ -338,4 +343,16 @@ func (c *dataServerConn) forward(ctx context.Context, stop <-chan struct{}, name
 	case <-c.fc.done:
 		return transportErrorMessage(errListenerGone("the host"))
 	}
+}
+
+// giveUp tells the host the remote caller of request id gave up, so the
+// handler's context ends; a version 1 host would take the frame for a broken
+// peer, and is not told.
+func (c *dataServerConn) giveUp(id uint64) {
+	if c.version < 2 {
+		return
+	}
+	buf := c.fc.getBuf()
+	*buf = endFrame(beginFrame((*buf)[:0], frameGiveUp, id), 0)
+	c.fc.send(buf, 0)
 }

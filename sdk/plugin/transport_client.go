@@ -727,7 +727,10 @@ func (l *pluginListener) open(ctx context.Context, addr string) (*listenSession,
 		if lid, ok := dc.addListener(sess); ok {
 			sess.data = dc
 			lreq.DataConn, lreq.DataListener = dc.id, lid
-			context.AfterFunc(sctx, func() { dc.removeListener(lid) })
+			context.AfterFunc(sctx, func() {
+				dc.removeListener(lid)
+				sess.dropEarly()
+			})
 		}
 	}
 	stop := context.AfterFunc(ctx, scancel)
@@ -850,6 +853,9 @@ type listenSession struct {
 	handler  atomic.Pointer[transport.Handler] // set by run
 	framedMu sync.Mutex
 	early    []framedRequest // requests that came before run
+	// earlyDropped: the session ended, so requests that would wait for run
+	// are dropped instead.
+	earlyDropped bool
 }
 
 // run reads the Listen stream until it ends, starting a goroutine per request

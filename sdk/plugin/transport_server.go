@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,14 +71,15 @@ func (s *transportServer) DataPath(ctx context.Context, req *pluginv1.DataPathRe
 	if s.data == nil {
 		return nil, status.Error(codes.Unimplemented, "this plugin has no data path")
 	}
-	if !slices.Contains(req.GetVersions(), dataPathVersion) {
+	version := chooseDataPathVersion(req.GetVersions())
+	if version == 0 {
 		return &pluginv1.DataPathResponse{}, nil
 	}
-	network, addr, err := s.data.endpoint()
+	network, addr, err := s.data.endpoint(version)
 	if err != nil {
 		return nil, ToStatus(errors.Unavailable("", "transport %s: %v", s.t.Name(), err))
 	}
-	return &pluginv1.DataPathResponse{Network: network, Address: addr, Version: dataPathVersion}, nil
+	return &pluginv1.DataPathResponse{Network: network, Address: addr, Version: version}, nil
 }
 
 // Listen binds the address of the host's first message, answers Bound, then
