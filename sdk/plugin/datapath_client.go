@@ -49,13 +49,13 @@ type dataClient struct {
 	version uint32          // the frame protocol, from the plugin's hello
 	changed <-chan struct{} // conn.Changed() from before the connection opened
 	serve   *workerPool[framedRequest]
+	served  inFlight // requests being served (version 2)
 
 	mu           sync.Mutex
 	nextID       uint64
 	calls        map[uint64]chan dataResult
 	nextListener uint64
 	listeners    map[uint64]*listenSession
-	requests     map[uint64]context.CancelFunc // requests being served, by id (version 2)
 	broken       bool
 	retired      bool // no new calls or listeners: it closes once idle
 }
@@ -188,7 +188,6 @@ func (t *transportClient) dialDataPath(changed <-chan struct{}) (*dataClient, er
 		t: t, id: id, version: version, changed: changed,
 		calls:     make(map[uint64]chan dataResult),
 		listeners: make(map[uint64]*listenSession),
-		requests:  make(map[uint64]context.CancelFunc),
 	}
 	dc.fc = newFrameConn(nc, dc.unsent)
 	dc.serve = newWorkerPool(dc.fc.done, func(r framedRequest) { r.sess.serveFramed(r) })
@@ -357,52 +356,34 @@ func (dc *dataClient) handle(typ byte, id uint64, d *frameDecoder) error {
 		}
 		dc.mu.Lock()
 		sess := dc.listeners[lid]
-		var ctx context.Context
-		if sess != nil {
-			ctx = dc.requestContextLocked(sess.ctx, id)
-		}
 		dc.mu.Unlock()
 		if sess == nil {
 			dc.respond(id, transportErrorMessage(errListenerGone("plugin "+dc.t.name)))
 			return nil
 		}
-		sess.deliverFramed(framedRequest{sess: sess, ctx: ctx, id: id, msg: msg})
+		sess.deliverFramed(framedRequest{sess: sess, ctx: dc.requestContext(sess.ctx, id), id: id, msg: msg})
 	case frameGiveUp:
-		dc.mu.Lock()
-		cancel := dc.requests[id]
-		dc.mu.Unlock()
-		if cancel != nil {
-			cancel()
-		}
+		dc.served.giveUp(id)
 	default:
 		return fmt.Errorf("%w: unexpected frame type %d from the plugin", errBadFrame, typ)
 	}
 	return nil
 }
 
-// requestContextLocked returns the context request id is served with: on a
-// version 2 connection one of its own under parent, ended when the plugin says
-// the remote caller gave up, or by requestDone. dc.mu is held.
-func (dc *dataClient) requestContextLocked(parent context.Context, id uint64) context.Context {
+// requestContext returns the context request id is served with: on a version
+// 2 connection one of its own under parent, ended when the plugin says the
+// remote caller gave up, or by requestDone.
+func (dc *dataClient) requestContext(parent context.Context, id uint64) context.Context {
 	if dc.version < 2 {
 		return parent
 	}
-	ctx, cancel := context.WithCancel(parent)
-	dc.requests[id] = cancel
-	return ctx
+	return dc.served.start(parent, id)
 }
 
 // requestDone releases the context of request id, answered or dropped.
 func (dc *dataClient) requestDone(id uint64) {
-	if dc.version < 2 {
-		return
-	}
-	dc.mu.Lock()
-	cancel := dc.requests[id]
-	delete(dc.requests, id)
-	dc.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if dc.version >= 2 {
+		dc.served.done(id)
 	}
 }
 

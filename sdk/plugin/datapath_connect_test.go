@@ -349,38 +349,68 @@ func (ctxWatcher) ServeStream(context.Context, map[string]string, transport.Stre
 	return nil
 }
 
-// TestDataPathCallerGivingUpEndsTheHandler has a remote caller give up on a
-// request a host handler is serving through the plugin's listener: as behind a
-// built-in listener, the handler's context must end at once, not when the
-// listener closes.
-func TestDataPathCallerGivingUpEndsTheHandler(t *testing.T) {
-	w := newDPWatch(t, true, nil)
-	ln, err := w.tc.Listen(tpCtx(t), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := ctxWatcher{started: make(chan struct{}, 1), ended: make(chan error, 1)}
-	tpServe(t, ln, h)
+// TestCallerGivingUpEndsTheHandler has a caller give up on a request that is
+// crossing the plugin boundary, over the data path and over the gRPC streams
+// (Listen, Calls) alike: as with a built-in transport, the handler's context
+// must end at once, not at its timeout or when the listener closes. Either the
+// handler is in the host behind a plugin listener and the caller remote, or
+// the caller is in the host calling through the plugin and the handler remote.
+func TestCallerGivingUpEndsTheHandler(t *testing.T) {
+	for _, path := range []struct {
+		name  string
+		offer bool
+	}{
+		{"data path", true},
+		{"gRPC streams", false},
+	} {
+		for _, side := range []string{"handler in the host", "caller in the host"} {
+			t.Run(path.name+"/"+side, func(t *testing.T) {
+				w := newDPWatch(t, path.offer, nil)
+				h := ctxWatcher{started: make(chan struct{}, 1), ended: make(chan error, 1)}
+				var ln transport.Listener
+				var caller transport.Transport
+				var err error
+				if side == "handler in the host" {
+					ln, err = w.tc.Listen(tpCtx(t), "127.0.0.1:0")
+					caller = tpDirect(t)
+				} else {
+					ln, err = tpDirect(t).Listen(tpCtx(t), "127.0.0.1:0")
+					caller = w.tc
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				tpServe(t, ln, h)
+				conn, err := caller.Dial(tpCtx(t), ln.Addr())
+				if err != nil {
+					t.Fatal(err)
+				}
 
-	conn, err := tpDirect(t).Dial(tpCtx(t), ln.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(tpCtx(t))
-	called := make(chan error, 1)
-	go func() {
-		_, err := conn.Call(ctx, &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Hello"}})
-		called <- err
-	}()
-	receive(t, h.started, "the request at the handler")
-	if asked, _ := w.counts(); asked == 0 {
-		t.Fatal("the request did not come over the data path")
-	}
-	cancel()
-	if err := <-called; !stderrors.Is(err, context.Canceled) {
-		t.Fatalf("the caller's call = %v, want it cancelled", err)
-	}
-	if err := receive(t, h.ended, "the handler's context ending after its caller gave up"); !stderrors.Is(err, context.Canceled) {
-		t.Fatalf("the handler's context ended with %v, want it cancelled", err)
+				if path.offer {
+					w.callsOnDataPath(t) // Listen waits for the data path; calls do not
+				}
+				_, batches := w.counts()
+
+				// No deadline: only the giving up may end the handler's wait.
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(cancel)
+				called := make(chan error, 1)
+				go func() {
+					_, err := conn.Call(ctx, &transport.Message{Header: map[string]string{metadata.Endpoint: "Echo.Hello"}})
+					called <- err
+				}()
+				receive(t, h.started, "the request at the handler")
+				cancel()
+				if err := <-called; !stderrors.Is(err, context.Canceled) {
+					t.Fatalf("the caller's call = %v, want it cancelled", err)
+				}
+				if err := receive(t, h.ended, "the handler's context ending after its caller gave up"); !stderrors.Is(err, context.Canceled) {
+					t.Fatalf("the handler's context ended with %v, want it cancelled", err)
+				}
+				if _, now := w.counts(); side == "caller in the host" && path.offer != (now == batches) {
+					t.Fatalf("%d call batches on gRPC during the call: it did not take the %s", now-batches, path.name)
+				}
+			})
+		}
 	}
 }

@@ -235,7 +235,7 @@ func (c *pluginConn) Call(ctx context.Context, req *transport.Message) (*transpo
 		}
 		return transportMessageFromProto(out.res.GetMessage()), nil
 	case <-ctx.Done():
-		cs.forget(id)
+		cs.giveUp(id)
 		return nil, c.t.fail(ctx, "call "+c.addr, ctx.Err())
 	}
 }
@@ -386,8 +386,9 @@ func (cs *callStream) notSent(why string) error {
 }
 
 // finish hands the outcome of call id to its caller, if it still waits, and
-// ends a retired stream once no call is left on it.
-func (cs *callStream) finish(id uint64, out callOutcome) {
+// ends a retired stream once no call is left on it. It reports whether the
+// caller still waited.
+func (cs *callStream) finish(id uint64, out callOutcome) bool {
 	cs.mu.Lock()
 	ch := cs.pending[id]
 	delete(cs.pending, id)
@@ -399,10 +400,19 @@ func (cs *callStream) finish(id uint64, out callOutcome) {
 	if end {
 		cs.cancel()
 	}
+	return ch != nil
 }
 
-// forget stops waiting for call id: its caller gave up.
+// forget stops waiting for call id.
 func (cs *callStream) forget(id uint64) { cs.finish(id, callOutcome{}) }
+
+// giveUp stops waiting for call id, whose caller gave up, and has the plugin
+// cancel it (a plugin from before given_up runs it until its timeout).
+func (cs *callStream) giveUp(id uint64) {
+	if cs.finish(id, callOutcome{}) {
+		cs.out.push(&pluginv1.CallRequest{Id: id}, givenUpSize)
+	}
+}
 
 // retire takes cs out of use: it ends once the calls on it are answered.
 func (cs *callStream) retire() {
@@ -420,7 +430,8 @@ func (cs *callStream) retire() {
 func (cs *callStream) write(ctx context.Context) {
 	defer close(cs.written)
 	unsent, err := cs.out.run(ctx.Done(), func(calls []*pluginv1.CallRequest) error {
-		return cs.stream.Send(&pluginv1.CallBatch{Calls: calls})
+		calls, givenUp := splitGivenUp(calls)
+		return cs.stream.Send(&pluginv1.CallBatch{Calls: calls, GivenUp: givenUp})
 	})
 	if err != nil && err != io.EOF {
 		cs.cancel() // io.EOF: the plugin ended the stream, and Recv says why
@@ -844,6 +855,7 @@ type listenSession struct {
 
 	mu           sync.Mutex
 	streams      map[uint64]*incomingStream
+	served       inFlight // requests from the stream being served
 	shutdownDone chan struct{}
 	doneOnce     sync.Once
 	ended        chan struct{} // closed when run returns
@@ -877,10 +889,13 @@ func (s *listenSession) run(h transport.Handler) {
 		}
 		switch msg := m.GetMsg().(type) {
 		case *pluginv1.ListenerServerMessage_Request:
-			go s.serveRequest(h, msg.Request)
+			go s.serveRequest(s.served.start(s.ctx, msg.Request.GetId()), h, msg.Request)
 		case *pluginv1.ListenerServerMessage_Requests:
 			for _, r := range msg.Requests.GetRequests() {
-				go s.serveRequest(h, r)
+				go s.serveRequest(s.served.start(s.ctx, r.GetId()), h, r)
+			}
+			for _, id := range msg.Requests.GetGivenUp() {
+				s.served.giveUp(id)
 			}
 		case *pluginv1.ListenerServerMessage_Stream:
 			s.route(h, msg.Stream)
@@ -908,10 +923,11 @@ func (s *listenSession) sendFrame(f *pluginv1.StreamFrame) error {
 	return s.send(&pluginv1.ListenerClientMessage{Msg: &pluginv1.ListenerClientMessage_Stream{Stream: f}})
 }
 
-// serveRequest answers one request with h; an answer too big for the boundary
-// becomes a 502.
-func (s *listenSession) serveRequest(h transport.Handler, in *pluginv1.IncomingRequest) {
-	resp := h.ServeRequest(s.ctx, transportMessageFromProto(in.GetMessage()))
+// serveRequest answers one request with h, under ctx; an answer too big for the
+// boundary becomes a 502.
+func (s *listenSession) serveRequest(ctx context.Context, h transport.Handler, in *pluginv1.IncomingRequest) {
+	defer s.served.done(in.GetId())
+	resp := h.ServeRequest(ctx, transportMessageFromProto(in.GetMessage()))
 	if resp == nil {
 		resp = transportErrorMessage(errors.Internal("", "the handler returned no response"))
 	}

@@ -295,3 +295,38 @@ func batchSize(m proto.Message, body *pluginv1.Message, extra int) (int, bool) {
 	n = proto.Size(m) + 11 // room for an id set later
 	return n, fitsBatch(n)
 }
+
+// givenUpSize is what a give-up marker is accounted with in a batch.
+const givenUpSize = 16
+
+// idMessage is a call or request queued in a batcher: one without a message
+// is a marker saying its caller gave up, which the writer sends in the batch's
+// given_up list instead (real ones always carry a message).
+type idMessage interface {
+	GetId() uint64
+	GetMessage() *pluginv1.Message
+}
+
+// splitGivenUp separates the give-up markers from the real items of a batch,
+// copying nothing when there are none.
+func splitGivenUp[T idMessage](items []T) (real []T, givenUp []uint64) {
+	n := 0
+	for _, it := range items {
+		if it.GetMessage() == nil {
+			n++
+		}
+	}
+	if n == 0 {
+		return items, nil
+	}
+	real = make([]T, 0, len(items)-n)
+	givenUp = make([]uint64, 0, n)
+	for _, it := range items {
+		if it.GetMessage() == nil {
+			givenUp = append(givenUp, it.GetId())
+		} else {
+			real = append(real, it)
+		}
+	}
+	return real, givenUp
+}

@@ -177,6 +177,7 @@ func (s *transportServer) Calls(stream pluginv1.Transport_CallsServer) error {
 		written <- err
 	}()
 	var wg sync.WaitGroup
+	var running inFlight
 	var err error
 	for {
 		var b *pluginv1.CallBatch
@@ -184,11 +185,16 @@ func (s *transportServer) Calls(stream pluginv1.Transport_CallsServer) error {
 			break
 		}
 		for _, req := range b.GetCalls() {
+			cctx := running.start(ctx, req.GetId())
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results.push(s.callResult(ctx, req))
+				results.push(s.callResult(cctx, req))
+				running.done(req.GetId())
 			}()
+		}
+		for _, id := range b.GetGivenUp() {
+			running.giveUp(id)
 		}
 	}
 	wg.Wait() // a broken stream cancelled ctx, which ends the calls
@@ -417,9 +423,13 @@ func (l *servedListener) run() error {
 func (l *servedListener) writeRequests(written chan<- struct{}) {
 	defer close(written)
 	unsent, err := l.reqs.run(l.ctx.Done(), func(rs []*pluginv1.IncomingRequest) error {
-		return l.send(&pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Requests{Requests: &pluginv1.IncomingBatch{Requests: rs}}})
+		rs, givenUp := splitGivenUp(rs)
+		return l.send(&pluginv1.ListenerServerMessage{Msg: &pluginv1.ListenerServerMessage_Requests{Requests: &pluginv1.IncomingBatch{Requests: rs, GivenUp: givenUp}}})
 	})
 	for _, r := range unsent {
+		if r.GetMessage() == nil {
+			continue // a give-up: its caller is gone
+		}
 		resp := transportErrorMessage(errors.Unavailable("", "transport %s: cannot reach the host: %v", l.name, err))
 		l.deliver(&pluginv1.Response{Id: r.GetId(), Message: transportMessageToProto(resp)})
 	}
@@ -555,6 +565,11 @@ func (l *servedListener) ServeRequest(ctx context.Context, req *transport.Messag
 	case resp := <-ch:
 		return transportMessageFromProto(resp)
 	case <-ctx.Done():
+		if l.reqs != nil {
+			// The host ends the handler's context (one from before given_up
+			// ignores it); the request may still be in the same batch.
+			l.reqs.push(&pluginv1.IncomingRequest{Id: id}, givenUpSize)
+		}
 		if stderrors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return transportErrorMessage(errors.Timeout("", "transport %s: the host did not answer in time", l.name))
 		}

@@ -2359,8 +2359,11 @@ func (*ListenerServerMessage_ShutdownDone) isListenerServerMessage_Msg() {}
 func (*ListenerServerMessage_Requests) isListenerServerMessage_Msg() {}
 
 type IncomingBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Requests      []*IncomingRequest     `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Requests []*IncomingRequest     `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	// Requests whose remote caller gave up: the host ends their handlers'
+	// contexts. A host from before this field ignores it.
+	GivenUp       []uint64 `protobuf:"varint,2,rep,packed,name=given_up,json=givenUp,proto3" json:"given_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2398,6 +2401,13 @@ func (*IncomingBatch) Descriptor() ([]byte, []int) {
 func (x *IncomingBatch) GetRequests() []*IncomingRequest {
 	if x != nil {
 		return x.Requests
+	}
+	return nil
+}
+
+func (x *IncomingBatch) GetGivenUp() []uint64 {
+	if x != nil {
+		return x.GivenUp
 	}
 	return nil
 }
@@ -2619,8 +2629,11 @@ func (x *CallRequest) GetId() uint64 {
 }
 
 type CallBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Calls         []*CallRequest         `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Calls []*CallRequest         `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	// Calls whose caller gave up: the plugin cancels them. A plugin from before
+	// this field ignores it, and runs them until their timeout.
+	GivenUp       []uint64 `protobuf:"varint,2,rep,packed,name=given_up,json=givenUp,proto3" json:"given_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2658,6 +2671,13 @@ func (*CallBatch) Descriptor() ([]byte, []int) {
 func (x *CallBatch) GetCalls() []*CallRequest {
 	if x != nil {
 		return x.Calls
+	}
+	return nil
+}
+
+func (x *CallBatch) GetGivenUp() []uint64 {
+	if x != nil {
+		return x.GivenUp
 	}
 	return nil
 }
@@ -3295,9 +3315,10 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06stream\x18\x03 \x01(\v2\x1c.micro.plugin.v1.StreamFrameH\x00R\x06stream\x12=\n" +
 	"\rshutdown_done\x18\x04 \x01(\v2\x16.micro.plugin.v1.EmptyH\x00R\fshutdownDone\x12<\n" +
 	"\brequests\x18\x05 \x01(\v2\x1e.micro.plugin.v1.IncomingBatchH\x00R\brequestsB\x05\n" +
-	"\x03msg\"M\n" +
+	"\x03msg\"h\n" +
 	"\rIncomingBatch\x12<\n" +
-	"\brequests\x18\x01 \x03(\v2 .micro.plugin.v1.IncomingRequestR\brequests\"H\n" +
+	"\brequests\x18\x01 \x03(\v2 .micro.plugin.v1.IncomingRequestR\brequests\x12\x19\n" +
+	"\bgiven_up\x18\x02 \x03(\x04R\agivenUp\"H\n" +
 	"\rResponseBatch\x127\n" +
 	"\tresponses\x18\x01 \x03(\v2\x19.micro.plugin.v1.ResponseR\tresponses\"U\n" +
 	"\x0fIncomingRequest\x12\x0e\n" +
@@ -3311,9 +3332,10 @@ const file_micro_plugin_v1_plugin_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\v2\x18.micro.plugin.v1.MessageR\amessage\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\x04R\x02id\"?\n" +
+	"\x02id\x18\x04 \x01(\x04R\x02id\"Z\n" +
 	"\tCallBatch\x122\n" +
-	"\x05calls\x18\x01 \x03(\v2\x1c.micro.plugin.v1.CallRequestR\x05calls\"\x81\x01\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1c.micro.plugin.v1.CallRequestR\x05calls\x12\x19\n" +
+	"\bgiven_up\x18\x02 \x03(\x04R\agivenUp\"\x81\x01\n" +
 	"\n" +
 	"CallResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
