@@ -170,12 +170,16 @@ func (t *HTTP) dropConns(a *addrConns) {
 }
 
 // endpoint names addr as host:port, with the scheme's default port when addr
-// names none, so that "host" and "host:80" are one endpoint: one pool, one
-// connection count and one line in Stats. An address that names its port, the
-// usual case, is returned as it is, without allocating.
+// names none and the host name in lower case (host names are not case
+// sensitive), so that "Host", "host" and "host:80" are one endpoint: one pool,
+// one connection count and one line in Stats. An address that names its port
+// in lower case, the usual case, is returned as it is, without allocating.
 func (t *HTTP) endpoint(addr string) string {
-	if _, port, err := net.SplitHostPort(addr); err == nil && port != "" {
-		return addr
+	if host, port, err := net.SplitHostPort(addr); err == nil && port != "" {
+		if !hasUpperASCII(host) {
+			return addr
+		}
+		return net.JoinHostPort(lowerHost(host), port)
 	}
 	host := strings.TrimSuffix(addr, ":") // "host:" names an empty port
 	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
@@ -185,7 +189,30 @@ func (t *HTTP) endpoint(addr string) string {
 	if t.scheme == "https" {
 		port = "443"
 	}
-	return net.JoinHostPort(host, port)
+	return net.JoinHostPort(lowerHost(host), port)
+}
+
+// hasUpperASCII reports whether host, up to an IPv6 zone, has an upper case
+// ASCII letter.
+func hasUpperASCII(host string) bool {
+	for i := 0; i < len(host) && host[i] != '%'; i++ {
+		if 'A' <= host[i] && host[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerHost is host in lower case, up to an IPv6 zone, whose name is the
+// system's and may be case sensitive.
+func lowerHost(host string) string {
+	if !hasUpperASCII(host) {
+		return host
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		return strings.ToLower(host[:i]) + host[i:]
+	}
+	return strings.ToLower(host)
 }
 
 // Name returns "http".

@@ -61,7 +61,7 @@ func TestConnCountsAreForgotten(t *testing.T) {
 }
 
 // TestEndpoint names every spelling of an address as host:port with the
-// scheme's default port, and returns an address that names its port as it is,
+// scheme's default port and the host name in lower case, and returns an address that names its port as it is,
 // without allocating: Dial and Healthy normalise on every call.
 func TestEndpoint(t *testing.T) {
 	plain, secure := NewHTTP(HealthInterval(-1)), NewHTTP(HealthInterval(-1), ClientTLS(&tls.Config{}))
@@ -80,6 +80,9 @@ func TestEndpoint(t *testing.T) {
 		{plain, "::1", "[::1]:80"},
 		{secure, "[::1]:", "[::1]:443"},
 		{plain, "[::1]:9000", "[::1]:9000"},
+		{plain, "Svc.Example:8080", "svc.example:8080"},
+		{secure, "SVC", "svc:443"},
+		{plain, "[FE80::1%Eth0]:9000", "[fe80::1%Eth0]:9000"}, // the zone is the system's
 	}
 	for _, tc := range cases {
 		if got := tc.tr.endpoint(tc.addr); got != tc.want {

@@ -877,6 +877,7 @@ func TestAddressSpellingsShareOnePool(t *testing.T) {
 		{"https", true, []string{"svc.invalid:443", "svc.invalid"}, "svc.invalid:443"},
 		{"ipv6", false, []string{"[::1]:80", "[::1]"}, "[::1]:80"},
 		{"bare ip", false, []string{"10.0.0.1", "10.0.0.1:80"}, "10.0.0.1:80"},
+		{"letter case", false, []string{"Svc.Invalid:8080", "svc.invalid:8080", "SVC.INVALID:8080"}, "svc.invalid:8080"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
