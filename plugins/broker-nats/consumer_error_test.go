@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/microhost/micro/sdk/broker"
 )
@@ -72,5 +73,34 @@ func TestConsumerLostForGoodIsReported(t *testing.T) {
 	case err := <-reported:
 		t.Errorf("reported twice: %v", err)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestStreamLostUnnoticedIsReported is TestConsumerLostForGoodIsReported when
+// the server's word of the deletion never reaches the consume loop, which
+// then only misses heartbeats: finding the stream gone must count as finding
+// the consumer gone, and be reported, not retried in silence.
+func TestStreamLostUnnoticedIsReported(t *testing.T) {
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	reported := make(chan error, 8)
+	b := openBroker(t, s.ClientURL(), jetStreamConfig("unnoticed.>"), func(_ string, err error) { reported <- err })
+	js := jetStreamClient(t, s.ClientURL())
+	sub, err := b.Subscribe(t.Context(), "unnoticed.x", func(context.Context, broker.Delivery) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	ss := sub.(*subscription)
+	ss.mu.Lock()
+	loop := ss.consuming
+	ss.mu.Unlock()
+	loop.Stop() // so that no word of the deletion comes
+	if err := js.DeleteStream(t.Context(), defaultStream); err != nil {
+		t.Fatal(err)
+	}
+	ss.consumeFailed(ss.consumer, jetstream.ErrNoHeartbeat)
+	err = receive(t, reported, "the report of the lost consumer")
+	if !strings.Contains(err.Error(), "making it again failed") || !strings.Contains(err.Error(), defaultStream) {
+		t.Errorf("report %v does not say the consumer could not be made again on stream %s", err, defaultStream)
 	}
 }

@@ -30,6 +30,7 @@ type subscription struct {
 	maxDeliver int           // deliveries allowed per message; -1 unlimited
 	slots      chan struct{} // nil: handlers run one at a time on the delivery goroutine
 	progress   *progress     // where a consumer made again starts; nil in core mode and for a queue group
+	consumer   *jsConsumer   // what the JetStream consume loop reads; nil in core mode
 
 	mu             sync.Mutex // guards the fields below and wg.Add
 	stopped        bool
@@ -144,6 +145,7 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 	c.consumeOpts = append(c.consumeOpts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		s.consumeFailed(c, err)
 	}))
+	s.consumer = c
 	cc, err := s.consume(ctx, c)
 	if err != nil {
 		return err
@@ -338,7 +340,8 @@ func (s *subscription) restoreConsumer(c *jsConsumer, deleted bool) {
 			if err == nil {
 				return
 			}
-			deleted = errors.Is(err, jetstream.ErrConsumerNotFound)
+			// With its stream deleted, the consumer is gone too.
+			deleted = errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 		}
 		if deleted {
 			// Not under s.ctx: Unsubscribe waits for this create to end before
