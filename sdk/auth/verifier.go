@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -22,6 +21,7 @@ var ErrInvalidToken = errors.New("invalid token")
 // key refresh.
 type Verifier struct {
 	parser      *jwt.Parser
+	methods     []string // the algorithms tokens may be signed with
 	keys        []*verificationKey
 	set         *jwks // nil without a JWKS URL
 	rolesClaim  string
@@ -102,6 +102,7 @@ func NewVerifier(ctx context.Context, cfg JWTConfig, opts ...VerifierOption) (*V
 		popts = append(popts, jwt.WithAudience(cfg.Audience...))
 	}
 	v.parser = jwt.NewParser(popts...)
+	v.methods = methods
 	return v, nil
 }
 
@@ -123,8 +124,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 		return nil, fmt.Errorf("%w: the token is %d bytes, over the %d byte limit", ErrInvalidToken, len(token), MaxTokenBytes)
 	}
 	claims := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc(ctx)); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidToken, describe(err), err)
+	if tok, err := v.parser.ParseWithClaims(token, claims, v.keyfunc(ctx)); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidToken, v.describe(tok, err), err)
 	}
 	sub, _ := claims["sub"].(string)
 	if sub == "" {
@@ -213,8 +214,9 @@ type keyError string
 
 func (e keyError) Error() string { return string(e) }
 
-// describe turns the library's error into a short reason for the caller.
-func describe(err error) string {
+// describe turns the library's error about tok into a short reason for the
+// caller.
+func (v *Verifier) describe(tok *jwt.Token, err error) string {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed token"
@@ -225,7 +227,7 @@ func describe(err error) string {
 		}
 		return "no key can verify it"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		if strings.Contains(err.Error(), "signing method") {
+		if tok != nil && !slices.Contains(v.methods, headerAlg(tok)) {
 			return "signing algorithm not allowed"
 		}
 		return "signature is invalid"
@@ -252,4 +254,10 @@ func appendNew(list []string, items ...string) []string {
 		}
 	}
 	return list
+}
+
+// headerAlg is the algorithm tok's header names, "" when it names none.
+func headerAlg(tok *jwt.Token) string {
+	alg, _ := tok.Header["alg"].(string)
+	return alg
 }
