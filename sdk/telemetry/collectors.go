@@ -27,9 +27,11 @@ func CacheCollectors(c *registry.Cache) []prometheus.Collector {
 }
 
 // PoolStatser is a transport that reports its connection pools, such as the
-// built-in http transport.
+// built-in http transport: each pool now, and the waits of every pool it has
+// had.
 type PoolStatser interface {
 	Stats() []transport.PoolStats
+	WaitTotals() transport.PoolWaits
 }
 
 // PoolCollector exports micro_transport_pool_* for the transport called name,
@@ -60,23 +62,21 @@ func (p *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect sums the pools' stats.
+// Collect sums the pools' stats. The wait counters come from the transport's
+// totals, which keep the counts of pools it has forgotten: summed over the
+// pools there are now, a counter would go down.
 func (p *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	var open, idle, inUse, maxOpen, unhealthy int
-	var waits, timeouts int64
-	var waitSeconds float64
 	for _, s := range p.t.Stats() {
 		open += s.Open
 		idle += s.Idle
 		inUse += s.InUse
 		maxOpen += s.MaxOpen
-		waits += s.Waits
-		timeouts += s.Timeouts
-		waitSeconds += s.WaitTime.Seconds()
 		if !s.Healthy {
 			unhealthy++
 		}
 	}
+	w := p.t.WaitTotals()
 	send := func(d *prometheus.Desc, t prometheus.ValueType, v float64, lv ...string) {
 		if m, err := prometheus.NewConstMetric(d, t, v, lv...); err == nil {
 			ch <- m
@@ -87,7 +87,7 @@ func (p *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	send(p.conns, prometheus.GaugeValue, float64(inUse), "in_use")
 	send(p.maxOpen, prometheus.GaugeValue, float64(maxOpen))
 	send(p.unhealthy, prometheus.GaugeValue, float64(unhealthy))
-	send(p.waits, prometheus.CounterValue, float64(waits))
-	send(p.waitSeconds, prometheus.CounterValue, waitSeconds)
-	send(p.timeouts, prometheus.CounterValue, float64(timeouts))
+	send(p.waits, prometheus.CounterValue, float64(w.Waits))
+	send(p.waitSeconds, prometheus.CounterValue, w.WaitTime.Seconds())
+	send(p.timeouts, prometheus.CounterValue, float64(w.Timeouts))
 }

@@ -25,7 +25,8 @@ type HTTP struct {
 	streams *http.Transport // bidirectional streams (HTTP/2 only)
 	scheme  string
 
-	pools sync.Map // addr -> *httpConn
+	pools sync.Map     // addr -> *httpConn
+	waits waitCounters // over every pool, forgotten ones too
 
 	connsMu sync.Mutex
 	conns   map[string]*addrConns // dialed address -> its connections, while it has a connection or a pool
@@ -258,7 +259,7 @@ func (t *HTTP) live(addr string) *httpConn {
 			}
 			a := t.holdConns(addr)
 			var loaded bool
-			v, loaded = t.pools.LoadOrStore(addr, &httpConn{t: t, addr: addr, pool: newPool(addr, a, t.opts.pool, perConn)})
+			v, loaded = t.pools.LoadOrStore(addr, &httpConn{t: t, addr: addr, pool: newPool(addr, a, t.opts.pool, perConn, &t.waits)})
 			if loaded {
 				t.dropConns(a)
 			}
@@ -320,6 +321,12 @@ func (t *HTTP) Stats() []PoolStats {
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
 	return out
 }
+
+// WaitTotals counts the calls that waited for a pool slot over every pool the
+// transport has had. Unlike the sum over Stats, which loses a pool's counts
+// when the pool is forgotten, it never goes down: what a Prometheus counter
+// needs.
+func (t *HTTP) WaitTotals() PoolWaits { return t.waits.snapshot() }
 
 // Close stops health checks and closes idle connections.
 func (t *HTTP) Close() error {

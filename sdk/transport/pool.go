@@ -15,15 +15,13 @@ import (
 // PoolStats is a snapshot of one address's connection pool, or, once the pool is
 // gone, of the connections to the address still open.
 type PoolStats struct {
-	Addr     string        // host:port, with the scheme's default port if dialed without one
-	Open     int           // connections open now
-	Idle     int           // open connections with no call on them
-	InUse    int           // calls in flight
-	MaxOpen  int           // the configured cap
-	Waits    int64         // calls that had to wait for a free slot
-	WaitTime time.Duration // total time calls spent waiting
-	Timeouts int64         // calls that gave up waiting
-	Healthy  bool          // result of the last background health check
+	Addr      string // host:port, with the scheme's default port if dialed without one
+	Open      int    // connections open now
+	Idle      int    // open connections with no call on them
+	InUse     int    // calls in flight
+	MaxOpen   int    // the configured cap
+	PoolWaits        // of this pool: gone with it (see HTTP.WaitTotals)
+	Healthy   bool   // result of the last background health check
 }
 
 // retired is set in a pool's users count when the pool is forgotten. A pool is
@@ -44,17 +42,35 @@ type pool struct {
 
 	users    atomic.Int64 // calls holding or waiting for a slot, plus retired once forgotten
 	inUse    atomic.Int64
-	waits    atomic.Int64
-	waitNS   atomic.Int64
-	timeouts atomic.Int64
+	waits    waitCounters  // this pool's
+	total    *waitCounters // the transport's, over every pool it has had
 	healthy  atomic.Bool
 	lastUsed atomic.Int64 // unix nanoseconds
 }
 
-func newPool(addr string, conns *addrConns, o PoolOptions, perConn int) *pool {
+// waitCounters count the calls that waited for a pool slot.
+type waitCounters struct {
+	waits    atomic.Int64
+	waitNS   atomic.Int64
+	timeouts atomic.Int64
+}
+
+func (w *waitCounters) snapshot() PoolWaits {
+	return PoolWaits{Waits: w.waits.Load(), WaitTime: time.Duration(w.waitNS.Load()), Timeouts: w.timeouts.Load()}
+}
+
+// PoolWaits counts the calls that had to wait for a free pool slot.
+type PoolWaits struct {
+	Waits    int64         // calls that had to wait
+	WaitTime time.Duration // total time they waited
+	Timeouts int64         // calls that gave up waiting
+}
+
+func newPool(addr string, conns *addrConns, o PoolOptions, perConn int, total *waitCounters) *pool {
 	p := &pool{
 		addr:        addr,
 		conns:       conns,
+		total:       total,
 		slots:       make(chan struct{}, o.MaxOpen*perConn),
 		waitTimeout: o.WaitTimeout,
 		perConn:     perConn,
@@ -78,20 +94,27 @@ func (p *pool) acquire(ctx context.Context) error {
 	default:
 	}
 	start := time.Now()
-	p.waits.Add(1)
+	p.waits.waits.Add(1)
+	p.total.waits.Add(1)
 	timer := time.NewTimer(p.waitTimeout)
 	defer timer.Stop()
-	defer func() { p.waitNS.Add(int64(time.Since(start))) }()
+	defer func() {
+		d := int64(time.Since(start))
+		p.waits.waitNS.Add(d)
+		p.total.waitNS.Add(d)
+	}()
 	select {
 	case p.slots <- struct{}{}:
 		p.inUse.Add(1)
 		return nil
 	case <-timer.C:
-		p.timeouts.Add(1)
+		p.waits.timeouts.Add(1)
+		p.total.timeouts.Add(1)
 		p.users.Add(-1)
 		return fmt.Errorf("%w: %w", ErrNotSent, errors.Unavailable("", "connection pool for %s is exhausted: %d calls in flight, waited %s; raise the pool's max_open or add instances", p.addr, cap(p.slots), p.waitTimeout))
 	case <-ctx.Done():
-		p.timeouts.Add(1)
+		p.waits.timeouts.Add(1)
+		p.total.timeouts.Add(1)
 		p.users.Add(-1)
 		return fmt.Errorf("%w: waiting for a connection to %s: %w", ErrNotSent, p.addr, ctx.Err())
 	}
@@ -121,15 +144,13 @@ func (p *pool) stats() PoolStats {
 		idle = 0
 	}
 	return PoolStats{
-		Addr:     p.addr,
-		Open:     open,
-		Idle:     idle,
-		InUse:    inUse,
-		MaxOpen:  cap(p.slots) / p.perConn,
-		Waits:    p.waits.Load(),
-		WaitTime: time.Duration(p.waitNS.Load()),
-		Timeouts: p.timeouts.Load(),
-		Healthy:  p.healthy.Load(),
+		Addr:      p.addr,
+		Open:      open,
+		Idle:      idle,
+		InUse:     inUse,
+		MaxOpen:   cap(p.slots) / p.perConn,
+		PoolWaits: p.waits.snapshot(),
+		Healthy:   p.healthy.Load(),
 	}
 }
 

@@ -309,8 +309,30 @@ func TestPoolWaitTimeout(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if st := cli.Stats()[0]; st.Timeouts != 1 {
-		t.Errorf("Timeouts = %d, want 1", st.Timeouts)
+	if st := cli.Stats()[0]; st.Timeouts != 1 || st.Waits != 1 {
+		t.Errorf("Timeouts, Waits = %d, %d; want 1, 1", st.Timeouts, st.Waits)
+	}
+
+	// The pool is forgotten with its Conn: its counts leave Stats but stay in
+	// the transport's totals, and a new pool for the address adds to them.
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return transport.LivePools(cli) == 0 }, "the pool forgotten")
+	for _, st := range cli.Stats() {
+		if st.Waits != 0 || st.Timeouts != 0 {
+			t.Errorf("stats after the pool was forgotten = %+v, want no waits", st)
+		}
+	}
+	if w := cli.WaitTotals(); w.Waits != 1 || w.Timeouts != 1 || w.WaitTime <= 0 {
+		t.Errorf("WaitTotals after the pool was forgotten = %+v, want the wait and timeout it had", w)
+	}
+	conn, _ = cli.Dial(context.Background(), ln.Addr())
+	if _, err := callEcho(conn); err != nil {
+		t.Fatal(err)
+	}
+	if w := cli.WaitTotals(); w.Waits != 1 || w.Timeouts != 1 {
+		t.Errorf("WaitTotals after a call through a new pool = %+v, want the first pool's wait and timeout", w)
 	}
 }
 
