@@ -57,6 +57,30 @@ func TestJetStreamConsumerMadeAgainLosesNothing(t *testing.T) {
 		g.expectNoMore(t)
 	})
 
+	t.Run("SubscribedAgainUnderItsID", func(t *testing.T) {
+		// Made again from a sequence, the consumer is subscribed to again
+		// under its id (the plugin restarted, say): the update must keep
+		// where it started, which the server refuses to change.
+		g := newGapRig(t)
+		g.subscribe(t, func(context.Context, string) error { return nil }, broker.SubscriptionID("keeper"))
+		g.publish(t, "before")
+		g.expect(t, "before")
+		g.cutAndDelete(t)
+		g.publish(t, "gap")
+		g.gate.reopen()
+		g.expect(t, "gap")
+
+		again := openBroker(t, g.js.Conn().ConnectedUrl(), gapConfig(), nil)
+		sub, err := again.Subscribe(t.Context(), "gap.x", func(context.Context, broker.Delivery) error { return nil }, broker.SubscriptionID("keeper"))
+		if err != nil {
+			t.Fatalf("subscribing again under the id of a consumer made again: %v", err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+		if names := consumerNames(t, g.js); len(names) != 1 || names[0] != g.consumer {
+			t.Errorf("consumers %v; want %s alone", names, g.consumer)
+		}
+	})
+
 	t.Run("BeforeHandlingAny", func(t *testing.T) {
 		g := newGapRig(t)
 		g.publish(t, "stored-before-subscribing") // never this subscription's
@@ -85,10 +109,15 @@ type gapRig struct {
 func newGapRig(t *testing.T) *gapRig {
 	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
 	g := &gapRig{gate: openGate(t, s.Addr().String()), js: jetStreamClient(t, s.ClientURL()), got: make(chan string, 256)}
-	g.b = openBroker(t, g.gate.url(), map[string]any{
-		"jetstream": map[string]any{"enabled": true, "subjects": []string{"gap.>"}, "ack_wait_ms": 30000},
-	}, nil)
+	g.b = openBroker(t, g.gate.url(), gapConfig(), nil)
 	return g
+}
+
+// gapConfig is the broker config of a gapRig.
+func gapConfig() map[string]any {
+	return map[string]any{
+		"jetstream": map[string]any{"enabled": true, "subjects": []string{"gap.>"}, "ack_wait_ms": 30000},
+	}
 }
 
 // subscribe subscribes to gap.x: handle decides each delivery (nil acks), and

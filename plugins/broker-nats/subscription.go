@@ -209,6 +209,9 @@ func (s *subscription) consume(ctx context.Context, c *jsConsumer) (jetstream.Co
 	defer cancel()
 	cons, err := c.js.CreateOrUpdateConsumer(cctx, c.o.stream, c.cfg)
 	if err != nil {
+		cons, err = s.keepStart(cctx, c, err)
+	}
+	if err != nil {
 		return nil, s.createFailed(c, err)
 	}
 	if s.progress != nil {
@@ -216,6 +219,29 @@ func (s *subscription) consume(ctx context.Context, c *jsConsumer) (jetstream.Co
 		s.progress.begin(info.AckFloor.Stream, info.Delivered.Stream, info.NumAckPending)
 	}
 	return s.startConsuming(c, cons)
+}
+
+// keepStart retries a failed CreateOrUpdateConsumer when the consumer exists
+// with another start (consumeAgain made it from a sequence) and the server
+// refused to change that: where a consumer starts counts only when it is
+// made, so the update keeps the existing start. Any other failure is returned
+// as it is.
+func (s *subscription) keepStart(ctx context.Context, c *jsConsumer, err error) (jetstream.Consumer, error) {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeConsumerCreate {
+		return nil, err
+	}
+	existing, lerr := c.js.Consumer(ctx, c.o.stream, c.cfg.Durable)
+	if lerr != nil {
+		return nil, err
+	}
+	have := existing.CachedInfo().Config
+	if have.DeliverPolicy == c.cfg.DeliverPolicy && have.OptStartSeq == c.cfg.OptStartSeq {
+		return nil, err
+	}
+	cfg := c.cfg
+	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+	return c.js.CreateOrUpdateConsumer(ctx, c.o.stream, cfg)
 }
 
 // consumeAgain makes c's consumer again after the server deleted it and starts
