@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -93,6 +95,54 @@ func TestJetStreamConsumerMadeAgainLosesNothing(t *testing.T) {
 	})
 }
 
+// TestJetStreamGroupConsumerMadeAgainLosesNothing deletes a queue group's
+// shared consumer while its member's connection is away and publishes while
+// no consumer exists. Once back, the member makes the consumer again above the
+// group's ack floor as it last saw it: every message stored in the gap
+// arrives; messages the group handled after that look may come again.
+func TestJetStreamGroupConsumerMadeAgainLosesNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		look  bool     // the member looks at the floor after handling "before"
+		again []string // what may come twice
+	}{
+		{"FloorSeenAtCreation", false, []string{"before-0", "before-1", "before-2"}},
+		{"FloorSeenAfterHandling", true, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGapRig(t)
+			sub := g.subscribe(t, func(context.Context, string) error { return nil }, broker.Queue("workers"))
+			g.publish(t, "before-0", "before-1", "before-2")
+			g.expect(t, "before-0", "before-1", "before-2")
+			if tt.look {
+				sub.group.checked.Store(0) // look at the next message handled
+				g.publish(t, "before-3")
+				g.expect(t, "before-3")
+				waitUntil(t, "the member to see the group's floor past before-2", func() bool { return sub.group.seq.Load() >= 3 })
+			}
+			g.cutAndDelete(t)
+			g.publish(t, "gap-0", "gap-1", "gap-2", "gap-3")
+			g.gate.reopen()
+			g.expectAllowing(t, append(tt.again, "before-3"), "gap-0", "gap-1", "gap-2", "gap-3")
+			names := consumerNames(t, g.js)
+			if len(names) != 1 || names[0] != g.consumer {
+				t.Fatalf("consumers %v; want %s made again", names, g.consumer)
+			}
+			c, err := g.js.Consumer(t.Context(), defaultStream, g.consumer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lowest := uint64(1)
+			if tt.look {
+				lowest = 4
+			}
+			if cfg := c.CachedInfo().Config; cfg.DeliverPolicy != jetstream.DeliverByStartSequencePolicy || cfg.OptStartSeq < lowest {
+				t.Errorf("consumer made again to deliver from %v at %d; want by start sequence, from %d on", cfg.DeliverPolicy, cfg.OptStartSeq, lowest)
+			}
+		})
+	}
+}
+
 // gapRig is a JetStream broker reaching its server through a gate, one plain
 // subscription on gap.x that records what it handled, and a client of its own
 // straight to the server.
@@ -122,7 +172,7 @@ func gapConfig() map[string]any {
 
 // subscribe subscribes to gap.x: handle decides each delivery (nil acks), and
 // what it acks is recorded.
-func (g *gapRig) subscribe(t *testing.T, handle func(ctx context.Context, body string) error, opts ...broker.SubscribeOption) {
+func (g *gapRig) subscribe(t *testing.T, handle func(ctx context.Context, body string) error, opts ...broker.SubscribeOption) *subscription {
 	t.Helper()
 	sub, err := g.b.Subscribe(t.Context(), "gap.x", func(ctx context.Context, d broker.Delivery) error {
 		body := string(d.Message().Body)
@@ -141,6 +191,7 @@ func (g *gapRig) subscribe(t *testing.T, handle func(ctx context.Context, body s
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	g.consumer = onlyConsumer(t, g.js)
+	return sub.(*subscription)
 }
 
 // publish stores bodies on gap.x, straight to the server.
@@ -187,6 +238,28 @@ func (g *gapRig) expect(t *testing.T, bodies ...string) {
 			}
 			sort.Strings(missing)
 			t.Fatalf("%d messages never arrived: %v (consumers: %v)", len(missing), missing, consumerNames(t, g.js))
+		}
+	}
+}
+
+// expectAllowing is expect, with again the bodies that may be handled a
+// second time meanwhile.
+func (g *gapRig) expectAllowing(t *testing.T, again []string, bodies ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, body := range bodies {
+		want[body] = true
+	}
+	deadline := time.After(resumeWait)
+	for len(want) > 0 {
+		select {
+		case body := <-g.got:
+			if !want[body] && !slices.Contains(again, body) {
+				t.Errorf("handled %q; want only %v, and maybe again %v", body, bodies, again)
+			}
+			delete(want, body)
+		case <-deadline:
+			t.Fatalf("%d messages never arrived: %v (consumers: %v)", len(want), slices.Sorted(maps.Keys(want)), consumerNames(t, g.js))
 		}
 	}
 }

@@ -31,6 +31,7 @@ type subscription struct {
 	slots      chan struct{} // nil: handlers run one at a time on the delivery goroutine
 	progress   *progress     // where a consumer made again starts; nil in core mode and for a queue group
 	consumer   *jsConsumer   // what the JetStream consume loop reads; nil in core mode
+	group      *groupFloor   // where a queue group's consumer made again starts; nil otherwise
 
 	mu             sync.Mutex // guards the fields below and wg.Add
 	stopped        bool
@@ -128,6 +129,8 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 	}
 	if s.opts.Queue == "" {
 		s.progress = newProgress()
+	} else {
+		s.group = new(groupFloor)
 	}
 	c := &jsConsumer{js: js, o: o, cfg: jetstream.ConsumerConfig{
 		Durable:           consumerName(s.topic, s.opts.Queue, s.opts.SubscriptionID),
@@ -214,9 +217,12 @@ func (s *subscription) consume(ctx context.Context, c *jsConsumer) (jetstream.Co
 	if err != nil {
 		return nil, s.createFailed(c, err)
 	}
+	info := cons.CachedInfo()
 	if s.progress != nil {
-		info := cons.CachedInfo()
 		s.progress.begin(info.AckFloor.Stream, info.Delivered.Stream, info.NumAckPending)
+	}
+	if s.group != nil {
+		s.group.saw(info.AckFloor.Stream)
 	}
 	return s.startConsuming(c, cons)
 }
@@ -245,45 +251,53 @@ func (s *subscription) keepStart(ctx context.Context, c *jsConsumer, err error) 
 }
 
 // consumeAgain makes c's consumer again after the server deleted it and starts
-// consuming it. A plain subscription's starts at the earliest message it has
-// not handled, so what the stream stored while no consumer existed arrives too.
-// A queue group's is made as at first, delivering only new messages: its
-// consumer is shared by members, in other processes too, each seeing only its
-// share of the messages, so no member knows where the group left off, and
-// starting from one member's place could skip what another left unhandled or
-// bring back everything the others handled.
+// consuming it, so that what the stream stored while no consumer existed
+// arrives too. A plain subscription's starts at the earliest message it has
+// not handled. A queue group's consumer is shared by members, in other
+// processes too, each seeing only its share of the messages: it starts just
+// above the group's ack floor as this member last saw it (see groupFloor).
+// When members make it at once, the first one's start holds.
 func (s *subscription) consumeAgain(ctx context.Context, c *jsConsumer) (jetstream.ConsumeContext, error) {
-	if s.progress == nil {
+	var start uint64
+	switch {
+	case s.progress != nil:
+		start = s.progress.remake()
+	case s.group != nil:
+		start = s.group.seq.Load() + 1
+	default:
 		return s.consume(ctx, c)
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 	defer cancel()
-	start, err := s.resumeAt(cctx, c)
+	start, err := s.resumeAt(cctx, c, start)
 	if err != nil {
 		return nil, err
 	}
 	cfg := c.cfg
 	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 	cons, err := c.js.CreateConsumer(cctx, c.o.stream, cfg)
-	if errors.Is(err, jetstream.ErrConsumerExists) { // an earlier attempt made it, whose answer was lost
+	if errors.Is(err, jetstream.ErrConsumerExists) { // an earlier attempt, or another member, made it
 		cons, err = c.js.Consumer(cctx, c.o.stream, cfg.Durable)
 	}
 	if err != nil {
 		return nil, s.createFailed(c, err)
 	}
+	if s.group != nil {
+		s.group.saw(cons.CachedInfo().AckFloor.Stream)
+	}
 	return s.startConsuming(c, cons)
 }
 
-// resumeAt is the stream sequence a plain subscription's consumer made again
-// starts at. A stream deleted and made anew numbers its messages from 1 again:
-// then all it holds is new to the subscription, and it starts at the first.
-func (s *subscription) resumeAt(ctx context.Context, c *jsConsumer) (uint64, error) {
+// resumeAt is the stream sequence a consumer made again starts at, given the
+// one the subscription would start at. A stream deleted and made anew numbers
+// its messages from 1 again: then all it holds is new to the subscription, and
+// it starts at the first.
+func (s *subscription) resumeAt(ctx context.Context, c *jsConsumer, start uint64) (uint64, error) {
 	st, err := c.js.Stream(ctx, c.o.stream)
 	if err != nil {
 		return 0, fmt.Errorf("broker nats: %s: look up stream %s: %w", s, c.o.stream, err)
 	}
 	state := st.CachedInfo().State
-	start := s.progress.remake()
 	if start > state.LastSeq+1 {
 		start = max(state.FirstSeq, 1)
 	}
@@ -540,6 +554,9 @@ func (s *subscription) run(d *delivery) {
 	last := s.maxDeliver > 0 && d.attempt >= s.maxDeliver
 	if d.seq > 0 && (!nacked || last) {
 		s.progress.settle(d.seq)
+	}
+	if s.group != nil && d.js != nil {
+		s.lookAtGroupFloor()
 	}
 	if !nacked {
 		return
