@@ -45,18 +45,10 @@ func TestConsumerCreateErrors(t *testing.T) {
 // its consumer goes with it and cannot be made again, and the broker's error
 // hook hears it once instead of the subscription going silent.
 func TestConsumerLostForGoodIsReported(t *testing.T) {
-	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
-	reported := make(chan error, 8)
-	b := openBroker(t, s.ClientURL(), jetStreamConfig("lost.>"), func(_ string, err error) { reported <- err })
-	js := jetStreamClient(t, s.ClientURL())
-	sub, err := b.Subscribe(t.Context(), "lost.x", func(context.Context, broker.Delivery) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	_, js, reported := subscribeReporting(t, "lost")
 	// Delete the stream while the subscription's pull waits on the server,
 	// which then tells it the consumer is gone (without a pull waiting, only
-	// missed heartbeats would, tens of seconds later).
+	// missed heartbeats would, seconds later).
 	name := onlyConsumer(t, js)
 	waitUntil(t, "the subscription's pull to reach the server", func() bool {
 		c, err := js.Consumer(t.Context(), defaultStream, name)
@@ -65,10 +57,7 @@ func TestConsumerLostForGoodIsReported(t *testing.T) {
 	if err := js.DeleteStream(t.Context(), defaultStream); err != nil {
 		t.Fatal(err)
 	}
-	err = receive(t, reported, "the report of the lost consumer")
-	if !strings.Contains(err.Error(), "making it again failed") || !strings.Contains(err.Error(), defaultStream) {
-		t.Errorf("report %v does not say the consumer could not be made again on stream %s", err, defaultStream)
-	}
+	expectLostReport(t, reported)
 	select {
 	case err := <-reported:
 		t.Errorf("reported twice: %v", err)
@@ -81,16 +70,7 @@ func TestConsumerLostForGoodIsReported(t *testing.T) {
 // then only misses heartbeats: finding the stream gone must count as finding
 // the consumer gone, and be reported, not retried in silence.
 func TestStreamLostUnnoticedIsReported(t *testing.T) {
-	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
-	reported := make(chan error, 8)
-	b := openBroker(t, s.ClientURL(), jetStreamConfig("unnoticed.>"), func(_ string, err error) { reported <- err })
-	js := jetStreamClient(t, s.ClientURL())
-	sub, err := b.Subscribe(t.Context(), "unnoticed.x", func(context.Context, broker.Delivery) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	ss := sub.(*subscription)
+	ss, js, reported := subscribeReporting(t, "unnoticed")
 	ss.mu.Lock()
 	loop := ss.consuming
 	ss.mu.Unlock()
@@ -99,7 +79,29 @@ func TestStreamLostUnnoticedIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	ss.consumeFailed(ss.consumer, jetstream.ErrNoHeartbeat)
-	err = receive(t, reported, "the report of the lost consumer")
+	expectLostReport(t, reported)
+}
+
+// subscribeReporting subscribes to prefix.x on a JetStream broker of its own
+// server and returns the subscription, a client straight to the server, and
+// what the broker's error hook hears.
+func subscribeReporting(t *testing.T, prefix string) (*subscription, jetstream.JetStream, <-chan error) {
+	t.Helper()
+	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
+	reported := make(chan error, 8)
+	b := openBroker(t, s.ClientURL(), jetStreamConfig(prefix+".>"), func(_ string, err error) { reported <- err })
+	sub, err := b.Subscribe(t.Context(), prefix+".x", func(context.Context, broker.Delivery) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return sub.(*subscription), jetStreamClient(t, s.ClientURL()), reported
+}
+
+// expectLostReport waits for the report that a consumer is gone for good.
+func expectLostReport(t *testing.T, reported <-chan error) {
+	t.Helper()
+	err := receive(t, reported, "the report of the lost consumer")
 	if !strings.Contains(err.Error(), "making it again failed") || !strings.Contains(err.Error(), defaultStream) {
 		t.Errorf("report %v does not say the consumer could not be made again on stream %s", err, defaultStream)
 	}
