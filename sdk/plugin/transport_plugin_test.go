@@ -55,7 +55,9 @@ func startTPPluginWith(t *testing.T, c codec.Codec) *tpPlugin {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	p := &tpPlugin{srv: grpc.NewServer(), http: transport.NewHTTP(), served: make(chan struct{})}
+	// Stop waits for the handlers, which close the plugin's listeners: as
+	// when a process dies, its sockets are closed once it is gone.
+	p := &tpPlugin{srv: grpc.NewServer(grpc.WaitForHandlers(true)), http: transport.NewHTTP(), served: make(chan struct{})}
 	pluginv1.RegisterTransportServer(p.srv, plugin.NewTransportServer(p.http))
 	pluginv1.RegisterCodecServer(p.srv, plugin.NewCodecServer(c))
 	go func() {
