@@ -46,7 +46,8 @@ func startAdapterServerOn(t testing.TB, addr string, r registry.Registry, b brok
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	s := &adapterServer{addr: lis.Addr().String(), srv: grpc.NewServer(), served: make(chan struct{})}
+	// Stop waits for the handlers, as a dead process leaves nothing running.
+	s := &adapterServer{addr: lis.Addr().String(), srv: grpc.NewServer(grpc.WaitForHandlers(true)), served: make(chan struct{})}
 	if r != nil {
 		pluginv1.RegisterRegistryServer(s.srv, plugin.NewRegistryServer(r))
 	}
