@@ -269,3 +269,37 @@ func (g *gapRig) expectNoMore(t *testing.T) {
 		t.Errorf("consumers %v; want %s made again", names, g.consumer)
 	}
 }
+
+// TestDetachKeepsAnIdentifiedConsumer detaches a plain subscription, as the
+// plugin does when the host's Subscribe stream breaks: with a subscription id,
+// its consumer stays, and subscribing again under the id delivers what was
+// published in between; without one, nothing could resume it, and it goes.
+func TestDetachKeepsAnIdentifiedConsumer(t *testing.T) {
+	noop := func(context.Context, string) error { return nil }
+	t.Run("WithID", func(t *testing.T) {
+		g := newGapRig(t)
+		sub := g.subscribe(t, noop, broker.SubscriptionID("keeper"))
+		g.publish(t, "before")
+		g.expect(t, "before")
+		if err := sub.Detach(); err != nil {
+			t.Fatal(err)
+		}
+		g.publish(t, "while-detached")
+		if names := consumerNames(t, g.js); len(names) != 1 || names[0] != g.consumer {
+			t.Fatalf("consumers after Detach %v; want %s kept", names, g.consumer)
+		}
+		g.subscribe(t, noop, broker.SubscriptionID("keeper"))
+		g.expect(t, "while-detached")
+		g.expectNoMore(t)
+	})
+	t.Run("WithoutID", func(t *testing.T) {
+		g := newGapRig(t)
+		sub := g.subscribe(t, noop)
+		if err := sub.Detach(); err != nil {
+			t.Fatal(err)
+		}
+		if names := consumerNames(t, g.js); len(names) != 0 {
+			t.Fatalf("consumers after Detach %v; want none", names)
+		}
+	})
+}

@@ -593,6 +593,21 @@ func errOrNack(err error) error {
 // is cancelled) and, for a plain JetStream subscription, deletes its consumer.
 // It is idempotent and must not be called from the subscription's handler.
 func (s *subscription) Unsubscribe() error {
+	s.end(false)
+	return nil
+}
+
+// Detach is Unsubscribe, except that a plain JetStream subscription with a
+// SubscriptionID keeps its consumer, so a subscription made again under that
+// id resumes where this one stopped (InactiveThreshold removes it if none is).
+// Without an id nothing could resume it, and it is deleted.
+func (s *subscription) Detach() error {
+	s.end(s.opts.SubscriptionID != "")
+	return nil
+}
+
+// end stops the subscription once; keep leaves its consumer on the server.
+func (s *subscription) end(keep bool) {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.stopped = true
@@ -600,8 +615,9 @@ func (s *subscription) Unsubscribe() error {
 		s.cancel() // first: the handlers in flight end, so stop need not wait for them
 		s.stop()
 		s.wg.Wait()
-		s.cleanup()
+		if !keep {
+			s.cleanup()
+		}
 		s.b.forget(s)
 	})
-	return nil
 }

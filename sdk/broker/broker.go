@@ -49,6 +49,15 @@ type Subscription interface {
 	Unsubscribe() error
 }
 
+// Detacher is a Subscription that can stop delivering while keeping what it
+// holds on the broker's server for its SubscriptionID (a durable consumer), so
+// that a subscription made again under that id resumes it. A broker plugin
+// detaches when the host's Subscribe stream breaks, because the host then
+// subscribes again; it unsubscribes when the host ends the stream.
+type Detacher interface {
+	Detach() error
+}
+
 // SubscribeOptions tune a subscription.
 type SubscribeOptions struct {
 	// Queue puts the subscriber in a group: each message goes to one member.

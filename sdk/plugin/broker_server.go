@@ -248,8 +248,16 @@ func (s *brokerServer) Subscribe(stream pluginv1.Broker_SubscribeServer) error {
 	if err != nil {
 		return ToStatus(s.envelope(err))
 	}
+	// The host ends the stream when it unsubscribes. A stream that breaks
+	// instead (the host cancelled it, or the connection went) is subscribed
+	// again: the subscription detaches, keeping what it holds on the server.
+	unsubscribed := false
 	defer func() {
 		cancel() // handlers waiting for a Settle nack and return
+		if d, ok := sub.(broker.Detacher); ok && !unsubscribed {
+			_ = d.Detach()
+			return
+		}
 		_ = sub.Unsubscribe()
 	}()
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
@@ -258,6 +266,7 @@ func (s *brokerServer) Subscribe(stream pluginv1.Broker_SubscribeServer) error {
 	for {
 		msg, err := stream.Recv()
 		if err == io.EOF {
+			unsubscribed = true
 			return nil
 		}
 		if err != nil {

@@ -360,3 +360,71 @@ func TestAdapterRefusesSubscriptionIDInUse(t *testing.T) {
 	}
 	_ = again.Unsubscribe()
 }
+
+// endRecorder is a broker whose subscriptions are broker.Detachers that
+// report how they ended: "unsubscribed" or "detached".
+type endRecorder struct {
+	broker.Broker
+	ends chan string
+}
+
+func (r *endRecorder) Subscribe(ctx context.Context, topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscription, error) {
+	sub, err := r.Broker.Subscribe(ctx, topic, h, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &endingSubscription{Subscription: sub, ends: r.ends}, nil
+}
+
+type endingSubscription struct {
+	broker.Subscription
+	ends chan string
+}
+
+func (s *endingSubscription) Unsubscribe() error {
+	s.ends <- "unsubscribed"
+	return s.Subscription.Unsubscribe()
+}
+
+func (s *endingSubscription) Detach() error {
+	s.ends <- "detached"
+	return s.Subscription.Unsubscribe()
+}
+
+// TestBrokerServerDetachesOnABrokenStream checks the plugin side of a
+// Subscribe stream unsubscribes when the host ends the stream, and only
+// detaches, keeping the broker's state for the subscription id, when the stream
+// breaks: the host then subscribes again under the same id.
+func TestBrokerServerDetachesOnABrokenStream(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		end  func(stream pluginv1.Broker_SubscribeClient, cancel context.CancelFunc)
+		want string
+	}{
+		{"host ends the stream", func(s pluginv1.Broker_SubscribeClient, _ context.CancelFunc) { _ = s.CloseSend() }, "unsubscribed"},
+		{"stream breaks", func(_ pluginv1.Broker_SubscribeClient, cancel context.CancelFunc) { cancel() }, "detached"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &endRecorder{Broker: newMemoryBroker(t), ends: make(chan string, 2)}
+			s := startAdapterServer(t, nil, rec)
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			stream, err := pluginv1.NewBrokerClient(s.cc).Subscribe(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := stream.Send(&pluginv1.SubscribeClientMessage{Msg: &pluginv1.SubscribeClientMessage_Subscribe{
+				Subscribe: &pluginv1.SubscribeRequest{Topic: "orders", SubscriptionId: "mailer"},
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Header(); err != nil {
+				t.Fatalf("the subscription did not go live: %v", err)
+			}
+			tt.end(stream, cancel)
+			if got := receive(t, rec.ends, "the subscription's end"); got != tt.want {
+				t.Fatalf("the subscription was %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
