@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -151,14 +152,20 @@ type gapRig struct {
 	js       jetstream.JetStream
 	consumer string
 	got      chan string
+	reported chan error // what the broker's error hook hears
 }
 
 // newGapRig starts a server and a broker behind a gate; the ack wait is long,
 // so the server redelivers nothing by itself while a test runs.
 func newGapRig(t *testing.T) *gapRig {
 	s := startServer(t, t.TempDir(), server.RANDOM_PORT)
-	g := &gapRig{gate: openGate(t, s.Addr().String()), js: jetStreamClient(t, s.ClientURL()), got: make(chan string, 256)}
-	g.b = openBroker(t, g.gate.url(), gapConfig(), nil)
+	g := &gapRig{gate: openGate(t, s.Addr().String()), js: jetStreamClient(t, s.ClientURL()), got: make(chan string, 256), reported: make(chan error, 16)}
+	g.b = openBroker(t, g.gate.url(), gapConfig(), func(_ string, err error) {
+		select {
+		case g.reported <- err:
+		default:
+		}
+	})
 	return g
 }
 
@@ -302,4 +309,56 @@ func TestDetachKeepsAnIdentifiedConsumer(t *testing.T) {
 			t.Fatalf("consumers after Detach %v; want none", names)
 		}
 	})
+}
+
+// TestJetStreamAttemptsCountAcrossAConsumerMadeAgain nacks a message twice,
+// then has its consumer deleted and made again, which numbers deliveries from
+// 1 again: the subscription still counts the next delivery as attempt 3, and
+// with MaxAttempts(3) drops and reports it there instead of allowing three more.
+func TestJetStreamAttemptsCountAcrossAConsumerMadeAgain(t *testing.T) {
+	g := newGapRig(t)
+	attempts := make(chan int, 16)
+	holding := make(chan struct{}, 1)
+	release := make(chan struct{})
+	sub, err := g.b.Subscribe(t.Context(), "gap.x", func(ctx context.Context, d broker.Delivery) error {
+		if string(d.Message().Body) != "poison" {
+			g.got <- string(d.Message().Body)
+			return nil
+		}
+		attempts <- d.Attempt()
+		if d.Attempt() == 2 {
+			holding <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return errors.New("poison")
+	}, broker.MaxAttempts(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	g.consumer = onlyConsumer(t, g.js)
+
+	g.publish(t, "poison")
+	for want := 1; want <= 2; want++ {
+		if got := receive(t, attempts, fmt.Sprintf("attempt %d", want)); got != want {
+			t.Fatalf("attempt %d came as %d", want, got)
+		}
+	}
+	receive(t, holding, "attempt 2 held until the connection is away")
+	g.cutAndDelete(t)
+	close(release) // the nack cannot reach the server
+	g.gate.reopen()
+	if got := receive(t, attempts, "the delivery by the consumer made again"); got != 3 {
+		t.Fatalf("the consumer made again delivered attempt %d, want 3", got)
+	}
+	if err := receive(t, g.reported, "the report of the dropped message"); !errors.Is(err, broker.ErrMaxAttempts) {
+		t.Fatalf("reported %v, want broker.ErrMaxAttempts", err)
+	}
+	g.expectNoMore(t)
+	if len(attempts) > 0 {
+		t.Fatalf("the message came again after its last attempt: attempt %d", <-attempts)
+	}
 }

@@ -19,6 +19,7 @@ type delivery struct {
 	attempt int
 	js      jetstream.Msg // nil in core mode
 	seq     uint64        // stream sequence, when the subscription tracks its progress; else 0
+	term    bool          // a nack terminates the message: its attempts are used up
 	settled broker.Settlement
 }
 
@@ -55,6 +56,9 @@ func (d *delivery) tell(ack bool) error {
 	verb := "ack"
 	if ack {
 		err = d.js.Ack()
+	} else if d.term {
+		verb = "terminate"
+		err = d.js.Term()
 	} else {
 		verb = "nack"
 		err = d.js.Nak()

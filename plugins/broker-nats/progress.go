@@ -1,6 +1,9 @@
 package main
 
-import "sync"
+import (
+	"maps"
+	"sync"
+)
 
 // maxHandledAbove bounds progress.handled. Past it the oldest knowledge goes:
 // a consumer made again may then deliver some handled messages twice, which
@@ -24,7 +27,8 @@ type progress struct {
 	mu       sync.Mutex
 	floor    uint64              // every message of the subscription up to here is handled
 	top      uint64              // the highest sequence handled, at least floor
-	pending  map[uint64]struct{} // delivered above floor, not handled yet
+	pending  map[uint64]int      // delivered above floor, not handled yet: the attempts so far
+	carried  map[uint64]int      // attempts an earlier consumer made, for pending messages
 	handled  map[uint64]struct{} // handled above floor, while the floor could not rise past them
 	unseen   int                 // messages of a joined consumer still to be redelivered; -1: no longer countable
 	unseenTo uint64              // the highest sequence they may have
@@ -32,7 +36,7 @@ type progress struct {
 
 // newProgress is the progress of a subscription whose consumer is not made yet.
 func newProgress() *progress {
-	return &progress{pending: map[uint64]struct{}{}, handled: map[uint64]struct{}{}}
+	return &progress{pending: map[uint64]int{}, carried: map[uint64]int{}, handled: map[uint64]struct{}{}}
 }
 
 // begin starts from the first consumer's state: everything up to ackFloor is
@@ -47,23 +51,26 @@ func (p *progress) begin(ackFloor, delivered uint64, unacked int) {
 	}
 }
 
-// deliver notes that seq is being delivered and reports whether it should be
-// handled: false when it was handled already (a consumer made again from an
-// earlier message, or an ack the server never heard).
-func (p *progress) deliver(seq uint64) bool {
+// deliver notes that seq is being delivered, the consumer's delivered-th
+// time, and returns which attempt it is for the subscription, counting those of
+// consumers before a consumer made again, and whether it should be handled:
+// false when it was handled already (a consumer made again from an earlier
+// message, or an ack the server never heard).
+func (p *progress) deliver(seq uint64, delivered int) (attempt int, handle bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if seq <= p.floor {
-		return false
+		return 0, false
 	}
 	if _, ok := p.handled[seq]; ok {
-		return false
+		return 0, false
 	}
 	if _, ok := p.pending[seq]; !ok && p.unseen > 0 && seq <= p.unseenTo {
 		p.unseen--
 	}
-	p.pending[seq] = struct{}{}
-	return true
+	attempt = p.carried[seq] + delivered
+	p.pending[seq] = attempt
+	return attempt, true
 }
 
 // settle notes that seq was handled for good.
@@ -71,6 +78,7 @@ func (p *progress) settle(seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.pending, seq)
+	delete(p.carried, seq)
 	if seq <= p.floor {
 		return
 	}
@@ -116,6 +124,9 @@ func (p *progress) prune() {
 func (p *progress) remake() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The new consumer counts deliveries from 1 again: the attempts made so
+	// far carry over, so MaxAttempts bounds a message's attempts in all.
+	maps.Copy(p.carried, p.pending)
 	if p.unseen != 0 {
 		p.unseen = -1
 		return p.floor + 1

@@ -435,12 +435,20 @@ func (s *subscription) consumeJS(m jetstream.Msg) {
 			seq = meta.Sequence.Stream
 		}
 	}
-	if seq > 0 && !s.progress.deliver(seq) {
-		_ = m.Ack() // if lost, the server delivers it again and it comes here again
-		return
+	delivered := attempt // by this consumer
+	if seq > 0 {
+		var handle bool
+		if attempt, handle = s.progress.deliver(seq, delivered); !handle {
+			_ = m.Ack() // if lost, the server delivers it again and it comes here again
+			return
+		}
 	}
 	header, md := fromNATSHeader(m.Headers())
 	d := &delivery{topic: m.Subject(), msg: broker.Message{Header: header, Body: m.Data()}, md: md, attempt: attempt, js: m, seq: seq}
+	// On its last attempt by the subscription's count, a message the server
+	// would still deliver again (its consumer was made again and counts from
+	// 1) is terminated when nacked, not redelivered.
+	d.term = s.maxDeliver > 0 && attempt >= s.maxDeliver && delivered < s.maxDeliver
 	s.dispatch(d, func() { _ = m.Nak() })
 }
 
