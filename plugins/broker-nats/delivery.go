@@ -18,6 +18,7 @@ type delivery struct {
 	md      metadata.MD // the header with canonical keys: the handler's incoming metadata
 	attempt int
 	js      jetstream.Msg // nil in core mode
+	naks    *heldNaks     // where a JetStream nak goes
 	seq     uint64        // stream sequence, when the subscription tracks its progress; else 0
 	term    bool          // a nack terminates the message: its attempts are used up
 	settled broker.Settlement
@@ -61,7 +62,7 @@ func (d *delivery) tell(ack bool) error {
 		err = d.js.Term()
 	} else {
 		verb = "nack"
-		err = d.js.Nak()
+		err = d.naks.nak(d.js)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", d.what(verb), err)

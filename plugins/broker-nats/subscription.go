@@ -30,6 +30,7 @@ type subscription struct {
 	maxDeliver int           // deliveries allowed per message; -1 unlimited
 	slots      chan struct{} // nil: handlers run one at a time on the delivery goroutine
 	progress   *progress     // where a consumer made again starts; nil in core mode and for a queue group
+	naks       heldNaks      // JetStream naks, held while the subscription leaves
 	consumer   *jsConsumer   // what the JetStream consume loop reads; nil in core mode
 	group      *groupFloor   // where a queue group's consumer made again starts; nil otherwise
 
@@ -167,12 +168,14 @@ func (s *subscription) startJetStream(ctx context.Context, js jetstream.JetStrea
 		s.mu.Unlock()
 		// Drain, not Stop: the messages already fetched still reach dispatch,
 		// which naks them, so the server redelivers them at once (to another
-		// member, for a queue group) instead of after the ack wait.
+		// member, for a queue group) instead of after the ack wait. The naks
+		// go once the drain is over (see heldNaks).
 		cc.Drain()
 		select {
 		case <-cc.Closed():
 		case <-time.After(o.timeout):
 		}
+		s.naks.release()
 	}
 	if s.opts.Queue == "" { // a queue group's consumer outlives its members; InactiveThreshold removes it
 		s.cleanup = func() {
@@ -444,12 +447,12 @@ func (s *subscription) consumeJS(m jetstream.Msg) {
 		}
 	}
 	header, md := fromNATSHeader(m.Headers())
-	d := &delivery{topic: m.Subject(), msg: broker.Message{Header: header, Body: m.Data()}, md: md, attempt: attempt, js: m, seq: seq}
+	d := &delivery{topic: m.Subject(), msg: broker.Message{Header: header, Body: m.Data()}, md: md, attempt: attempt, js: m, naks: &s.naks, seq: seq}
 	// On its last attempt by the subscription's count, a message the server
 	// would still deliver again (its consumer was made again and counts from
 	// 1) is terminated when nacked, not redelivered.
 	d.term = s.maxDeliver > 0 && attempt >= s.maxDeliver && delivered < s.maxDeliver
-	s.dispatch(d, func() { _ = m.Nak() })
+	s.dispatch(d, func() { _ = s.naks.nak(m) })
 }
 
 // maxConsumerName is the longest consumer name, in bytes, the server accepts.
@@ -620,7 +623,8 @@ func (s *subscription) end(keep bool) {
 		s.mu.Lock()
 		s.stopped = true
 		s.mu.Unlock()
-		s.cancel() // first: the handlers in flight end, so stop need not wait for them
+		s.naks.hold() // until the consume loop has drained, which releases them
+		s.cancel()    // first: the handlers in flight end, so stop need not wait for them
 		s.stop()
 		s.wg.Wait()
 		if !keep {
