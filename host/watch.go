@@ -14,15 +14,19 @@ import (
 const watchPoll = 500 * time.Millisecond
 
 // watchChildren rebuilds and restarts a package service whose Go sources
-// changed, until ctx ends. A build that fails leaves the running child alone.
+// changed, until ctx ends. It builds once the sources have stayed the same for
+// one poll, so a file still being written is not built half done. A build that
+// fails leaves the running child alone; the next change builds again.
 func (h *Host) watchChildren(ctx context.Context) {
-	stamps := map[*child]string{}
+	type stamps struct{ built, seen string }
+	watched := map[*child]*stamps{}
 	for _, c := range h.children {
 		if c.cfg.Package != "" {
-			stamps[c] = sourceStamp(c.srcDir(h))
+			st := sourceStamp(c.srcDir(h))
+			watched[c] = &stamps{built: st, seen: st}
 		}
 	}
-	if len(stamps) == 0 {
+	if len(watched) == 0 {
 		return
 	}
 	t := time.NewTicker(watchPoll)
@@ -33,12 +37,16 @@ func (h *Host) watchChildren(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for c, old := range stamps {
+		for c, st := range watched {
 			now := sourceStamp(c.srcDir(h))
-			if now == old {
+			if now != st.seen { // changing: build once it settles
+				st.seen = now
 				continue
 			}
-			stamps[c] = now
+			if now == st.built {
+				continue
+			}
+			st.built = now
 			h.log.Info("sources changed: rebuilding", "service", c.cfg.Name)
 			next := c.bin + ".next"
 			if err := goBuild(ctx, h.dir(), c.cfg.Package, next); err != nil {
@@ -78,13 +86,15 @@ func (c *child) srcDir(h *Host) string {
 	return ""
 }
 
-// sourceStamp summarises the .go files and go.mod under dir: their count and
-// newest modification time.
+// sourceStamp summarises the .go files and go.mod under dir: their count,
+// total size and newest modification time. The size tells apart writes within
+// one tick of the file system's clock, such as a file truncated, then written.
 func sourceStamp(dir string) string {
 	if dir == "" {
 		return ""
 	}
 	var n int
+	var size int64
 	var newest time.Time
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -96,6 +106,7 @@ func sourceStamp(dir string) string {
 		if !d.IsDir() && (strings.HasSuffix(path, ".go") || d.Name() == "go.mod") {
 			if info, err := d.Info(); err == nil {
 				n++
+				size += info.Size()
 				if info.ModTime().After(newest) {
 					newest = info.ModTime()
 				}
@@ -103,5 +114,5 @@ func sourceStamp(dir string) string {
 		}
 		return nil
 	})
-	return fmt.Sprintf("%d/%d", n, newest.UnixNano())
+	return fmt.Sprintf("%d/%d/%d", n, size, newest.UnixNano())
 }
