@@ -139,7 +139,7 @@ func (s *dataServer) serve(nc net.Conn) {
 		tc.Close() // no or a wrong client certificate: refused
 		return
 	}
-	c := &dataServerConn{s: s, calls: make(map[uint64]context.CancelFunc), reqs: make(map[uint64]chan *transport.Message)}
+	c := &dataServerConn{s: s, reqs: make(map[uint64]chan *transport.Message)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fc = newFrameConn(tc, nil)
 	c.work = newWorkerPool(c.fc.done, c.call)
@@ -211,9 +211,9 @@ type dataServerConn struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // calls in flight
 	work    *workerPool[dataCall]
+	calls   inFlight // calls in flight, which the host may cancel
 
 	mu      sync.Mutex
-	calls   map[uint64]context.CancelFunc // calls in flight, by id
 	nextReq uint64
 	reqs    map[uint64]chan *transport.Message // forwarded requests waiting for the host
 }
@@ -235,18 +235,11 @@ func (c *dataServerConn) handle(typ byte, id uint64, d *frameDecoder) error {
 		} else {
 			ctx, cancel = context.WithCancel(c.ctx)
 		}
-		c.mu.Lock()
-		c.calls[id] = cancel
-		c.mu.Unlock()
+		c.calls.track(id, cancel)
 		c.wg.Add(1)
-		c.work.submit(dataCall{ctx: ctx, cancel: cancel, id: id, addr: addr, msg: msg})
+		c.work.submit(dataCall{ctx: ctx, id: id, addr: addr, msg: msg})
 	case frameCancel:
-		c.mu.Lock()
-		cancel := c.calls[id]
-		c.mu.Unlock()
-		if cancel != nil {
-			cancel()
-		}
+		c.calls.giveUp(id)
 	case frameResponse:
 		msg, err := d.message()
 		if err != nil {
@@ -267,11 +260,10 @@ func (c *dataServerConn) handle(typ byte, id uint64, d *frameDecoder) error {
 
 // dataCall is a call frame for a worker to make.
 type dataCall struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	id     uint64
-	addr   string
-	msg    *transport.Message
+	ctx  context.Context
+	id   uint64
+	addr string
+	msg  *transport.Message
 }
 
 // call makes one call of the host's through the plugin's transport and answers
@@ -281,10 +273,7 @@ func (c *dataServerConn) call(dc dataCall) {
 	defer c.wg.Done()
 	id, addr := dc.id, dc.addr
 	out, failure := c.s.ts.callMessage(dc.ctx, addr, dc.msg)
-	dc.cancel()
-	c.mu.Lock()
-	delete(c.calls, id)
-	c.mu.Unlock()
+	c.calls.done(id)
 	if failure == nil {
 		if size := frameSize(id, 1+messageSize(out)); size > dataFrameLimit {
 			failure = errors.BadGateway("", "response from %s of %d bytes is over the plugin boundary's %d byte limit", addr, size, dataFrameLimit)

@@ -15,13 +15,19 @@ type inFlight struct {
 // start returns the context to serve id with, under parent.
 func (f *inFlight) start(parent context.Context, id uint64) context.Context {
 	ctx, cancel := context.WithCancel(parent)
+	f.track(id, cancel)
+	return ctx
+}
+
+// track holds cancel, which ends the context id is served with, for one made
+// by the caller (with a timeout, say).
+func (f *inFlight) track(id uint64, cancel context.CancelFunc) {
 	f.mu.Lock()
 	if f.cancels == nil {
 		f.cancels = make(map[uint64]context.CancelFunc)
 	}
 	f.cancels[id] = cancel
 	f.mu.Unlock()
-	return ctx
 }
 
 // done forgets id, served or dropped, and releases its context.
