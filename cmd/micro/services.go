@@ -139,31 +139,12 @@ func runCall(a *app, ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg != nil && cfg.Transport.Plugin != "" {
-		// The services speak the plugin's transport: call over it too.
-		if files != (tlsconfig.Files{}) {
-			return usageErrorf("--cert, --key and --ca set the http transport's TLS; transport %q takes its TLS from its plugin's config", cfg.Transport.Name)
-		}
-		log := hclog.New(&hclog.LoggerOptions{Name: "micro", Output: a.stderr, Level: hclog.Error})
-		tr, stop, err := host.CallerTransport(ctx, cfg, *dir, log)
-		if err != nil {
-			return fmt.Errorf("starting transport %q to call with: %w", cfg.Transport.Name, err)
-		}
-		defer stop()
-		opts = append(opts, client.Transport(tr))
-	}
-	tlsFiles, err := callTLS(cfg, files)
+	tr, closeTransport, err := callTransport(ctx, a, cfg, *dir, files)
 	if err != nil {
 		return err
 	}
-	if tlsFiles != nil && (cfg == nil || cfg.Transport.Plugin == "") {
-		certs, err := tlsconfig.New(*tlsFiles)
-		if err != nil {
-			return fmt.Errorf("TLS for micro call: %w", err)
-		}
-		defer certs.Close()
-		tr := transport.NewHTTP(transport.ClientTLS(certs.ClientConfig()))
-		defer tr.Close()
+	defer closeTransport()
+	if tr != nil {
 		opts = append(opts, client.Transport(tr))
 	}
 	if *token != "" {
@@ -196,6 +177,37 @@ func dirConfig(dir string) (*config.Config, error) {
 		return nil, fmt.Errorf("reading %s for the services' transport and TLS: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// callTransport is the transport micro call reaches the services over: the
+// config's transport plugin (the services speak it), else the http transport
+// with the flags' or the config's TLS, else nil for the client's plain HTTP.
+// closeTransport releases it.
+func callTransport(ctx context.Context, a *app, cfg *config.Config, dir string, files tlsconfig.Files) (tr transport.Transport, closeTransport func(), err error) {
+	if cfg != nil && cfg.Transport.Plugin != "" {
+		if files != (tlsconfig.Files{}) {
+			return nil, nil, usageErrorf("--cert, --key and --ca set the http transport's TLS; transport %q takes its TLS from its plugin's config", cfg.Transport.Name)
+		}
+		log := hclog.New(&hclog.LoggerOptions{Name: "micro", Output: a.stderr, Level: hclog.Error})
+		tr, stop, err := host.CallerTransport(ctx, cfg, dir, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("starting transport %q to call with: %w", cfg.Transport.Name, err)
+		}
+		return tr, stop, nil
+	}
+	tlsFiles, err := callTLS(cfg, files)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tlsFiles == nil {
+		return nil, func() {}, nil
+	}
+	certs, err := tlsconfig.New(*tlsFiles)
+	if err != nil {
+		return nil, nil, fmt.Errorf("TLS for micro call: %w", err)
+	}
+	ht := transport.NewHTTP(transport.ClientTLS(certs.ClientConfig()))
+	return ht, func() { ht.Close(); certs.Close() }, nil
 }
 
 // callTLS is the TLS micro call dials services with: the flags' files, else
