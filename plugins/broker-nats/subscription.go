@@ -623,7 +623,9 @@ func (s *subscription) end(keep bool) {
 		s.mu.Lock()
 		s.stopped = true
 		s.mu.Unlock()
-		s.naks.hold() // until the consume loop has drained, which releases them
+		if s.consumer != nil {
+			s.naks.hold() // until the consume loop has drained, which releases them
+		}
 		s.cancel()    // first: the handlers in flight end, so stop need not wait for them
 		s.stop()
 		s.wg.Wait()
