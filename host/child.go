@@ -24,9 +24,10 @@ import (
 // child process that embeds the host SDK and finds the host's registry and
 // broker through the bridge (see EnvBridge).
 type child struct {
-	cfg *config.Service
-	bin string // what runs: the built package or the binary
-	log hclog.Logger
+	cfg   *config.Service
+	bin   string // what runs: the built package or the binary
+	built string // the sourceStamp of a package service when it was built
+	log   hclog.Logger
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -62,6 +63,7 @@ func (h *Host) buildChildren(ctx context.Context) error {
 				h.cleanup = append(h.cleanup, func() { os.RemoveAll(d) })
 			}
 			c.bin = filepath.Join(buildDir, sc.Name)
+			c.built = sourceStamp(c.srcDir(h)) // first: an edit during the build is rebuilt
 			if err := goBuild(ctx, h.dir(), sc.Package, c.bin); err != nil {
 				return fmt.Errorf("%s: service %s: building %s: %w", rangeString(sc.PackageRange), sc.Name, sc.Package, err)
 			}

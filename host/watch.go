@@ -22,8 +22,9 @@ func (h *Host) watchChildren(ctx context.Context) {
 	watched := map[*child]*stamps{}
 	for _, c := range h.children {
 		if c.cfg.Package != "" {
-			st := sourceStamp(c.srcDir(h))
-			watched[c] = &stamps{built: st, seen: st}
+			// From the sources as they were built, not as they are now: an
+			// edit made since the build is rebuilt.
+			watched[c] = &stamps{built: c.built, seen: c.built}
 		}
 	}
 	if len(watched) == 0 {
