@@ -314,6 +314,9 @@ func (h *Host) Run(ctx context.Context) error {
 		for _, svc := range h.services {
 			h.log.Info("service ready", "service", svc.Name(), "address", svc.Addr())
 		}
+		checkCtx, cancelCheck := context.WithTimeout(ctx, endpointCheckTimeout)
+		h.warnUnknownEndpoints(checkCtx)
+		cancelCheck()
 		if h.bridge != nil {
 			if path, err := h.bridge.writeState(h.dir()); err != nil {
 				h.log.Warn("cannot record the host for the CLI", "error", err.Error())

@@ -261,8 +261,21 @@ type Gateway struct {
 	ListenRange hcl.Range `json:"-"`
 	// TLSRange is the tls block.
 	TLSRange hcl.Range `json:"-"`
+	// Targets are the endpoints the routes and aggregate parts call, in file
+	// order, with where each is named: the host checks them against the
+	// services it runs once they are ready.
+	Targets []Target `json:"-"`
 
 	tlsFiles map[string]hcl.Range // each TLS file setting → its value
+}
+
+// Target is an endpoint a gateway route or aggregate part calls.
+type Target struct {
+	// From names the caller: `route "GET /a"` or `part "user"`.
+	From              string
+	Service, Endpoint string
+	// EndpointRange is the endpoint attribute's value.
+	EndpointRange hcl.Range
 }
 
 // Check loads the gateway's TLS files as start-up does; a problem comes back

@@ -101,6 +101,7 @@ func (d *decoder) decodeGateway(b *hclsyntax.Block, sec *Security) *Gateway {
 		g.Aggregates = append(g.Aggregates, d.decodeAggregate(ab))
 		src.aggregates = append(src.aggregates, ab)
 	}
+	g.Targets = d.targets
 	d.gatewayDiagnostics(g.Config.Validate(), src)
 	d.checkGatewayAuth(g, src, attrs["auth"], sec)
 	return g
@@ -299,6 +300,7 @@ func (d *decoder) decodeRoute(b *hclsyntax.Block) *gateway.Route {
 
 // target decodes service and endpoint, both required.
 func (d *decoder) target(b *hclsyntax.Block, attrs map[string]*hclsyntax.Attribute, service, endpoint *string) {
+	from := fmt.Sprintf("%s %q", b.Type, label(b))
 	for _, f := range []struct {
 		name, example string
 		dst           *string
@@ -309,8 +311,12 @@ func (d *decoder) target(b *hclsyntax.Block, attrs map[string]*hclsyntax.Attribu
 			continue
 		}
 		*f.dst, _ = d.str(a)
-		if f.name == "service" && *f.dst != "" {
-			d.serviceRefs = append(d.serviceRefs, serviceRef{name: *f.dst, from: fmt.Sprintf("%s %q", b.Type, label(b)), where: a.Expr.Range()})
+		switch {
+		case *f.dst == "":
+		case f.name == "service":
+			d.serviceRefs = append(d.serviceRefs, serviceRef{name: *f.dst, from: from, where: a.Expr.Range()})
+		case *service != "":
+			d.targets = append(d.targets, Target{From: from, Service: *service, Endpoint: *f.dst, EndpointRange: a.Expr.Range()})
 		}
 	}
 }

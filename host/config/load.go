@@ -136,6 +136,8 @@ type decoder struct {
 	diags       hcl.Diagnostics
 	// serviceRefs are the services gateway routes and parts call.
 	serviceRefs []serviceRef
+	// targets are the endpoints they call.
+	targets []Target
 }
 
 // serviceRef is a service named by a gateway route or aggregate part.
