@@ -37,6 +37,8 @@ func TestUsage(t *testing.T) {
 		{"run --help", []string{"run", "--help"}, exitOK, []string{"micro run [flags] [file]", "embedded default", "--gateway ADDR"}},
 		{"services --help", []string{"services", "-h"}, exitOK, []string{"micro services [--dir DIR]"}},
 		{"call --help", []string{"call", "--help"}, exitOK, []string{"<service> <Handler.Method>", "--token"}},
+		{"call with bad JSON", []string{"call", "greeter", "Greeter.Hello", `{"name":`}, exitUsage, []string{`the request "{\"name\":" is not valid JSON (unexpected end of JSON input)`, "quote it for the shell"}},
+		{"call with a bare word", []string{"call", "greeter", "Greeter.Hello", "Alice"}, exitUsage, []string{"not valid JSON (invalid character 'A'"}},
 		{"config --help", []string{"config", "--help"}, exitOK, []string{"micro config validate", "micro config default", "--var NAME=VALUE"}},
 		{"config validate --help", []string{"config", "validate", "--help"}, exitOK, []string{"micro config validate", "--var NAME=VALUE"}},
 		{"help config validate", []string{"help", "config", "validate"}, exitOK, []string{"micro config validate"}},

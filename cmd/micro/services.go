@@ -124,8 +124,9 @@ func runCall(a *app, ctx context.Context, args []string) error {
 	}
 	body := json.RawMessage("{}")
 	if len(rest) == 3 {
-		if !json.Valid([]byte(rest[2])) {
-			return usageErrorf("the request %q is not valid JSON", rest[2])
+		var v any
+		if err := json.Unmarshal([]byte(rest[2]), &v); err != nil {
+			return usageErrorf("the request %q is not valid JSON (%v); quote it for the shell, e.g. '{\"name\":\"Alice\"}'", rest[2], err)
 		}
 		body = json.RawMessage(rest[2])
 	}
