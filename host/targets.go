@@ -19,7 +19,7 @@ const endpointCheckTimeout = 2 * time.Second
 // serve: config cannot know a service's endpoints, and without the warning
 // a typo shows only as a 404 on the first request.
 func (h *Host) warnUnknownEndpoints(ctx context.Context) {
-	if h.cfg.Gateway == nil {
+	if h.cfg.Gateway == nil || h.isChild() { // a child runs no gateway; its host warns
 		return
 	}
 	for _, w := range h.unknownEndpoints(ctx, h.cfg.Gateway.Targets) {
