@@ -53,12 +53,7 @@ func (h *Host) unknownEndpoints(ctx context.Context, targets []config.Target) []
 
 // runs reports whether the config declares service, embedded or as a child.
 func (h *Host) runs(service string) bool {
-	for _, s := range h.cfg.Services {
-		if s.Name == service {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(h.cfg.Services, func(s *config.Service) bool { return s.Name == service })
 }
 
 // registeredEndpoints returns the endpoints the registry lists for service,
