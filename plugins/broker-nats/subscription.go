@@ -626,7 +626,7 @@ func (s *subscription) end(keep bool) {
 		if s.consumer != nil {
 			s.naks.hold() // until the consume loop has drained, which releases them
 		}
-		s.cancel()    // first: the handlers in flight end, so stop need not wait for them
+		s.cancel() // first: the handlers in flight end, so stop need not wait for them
 		s.stop()
 		s.wg.Wait()
 		if !keep {
