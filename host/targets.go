@@ -34,7 +34,7 @@ func (h *Host) unknownEndpoints(ctx context.Context, targets []config.Target) []
 	served := map[string][]string{} // service → its endpoints, sorted
 	var warnings []string
 	for _, t := range targets {
-		if strings.Contains(t.Service, "{") || strings.Contains(t.Endpoint, "{") || !h.runs(t.Service) {
+		if t.Endpoint == "" || strings.Contains(t.Service, "{") || strings.Contains(t.Endpoint, "{") || !h.runs(t.Service) {
 			continue
 		}
 		names, looked := served[t.Service]

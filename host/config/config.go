@@ -274,8 +274,8 @@ type Target struct {
 	// From names the caller: `route "GET /a"` or `part "user"`.
 	From              string
 	Service, Endpoint string
-	// EndpointRange is the endpoint attribute's value.
-	EndpointRange hcl.Range
+	// ServiceRange and EndpointRange are the attributes' values.
+	ServiceRange, EndpointRange hcl.Range
 }
 
 // Check loads the gateway's TLS files as start-up does; a problem comes back

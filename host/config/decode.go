@@ -78,13 +78,13 @@ func (d *decoder) warnUnknownServices(cfg *Config) {
 	if len(names) > 0 {
 		expected = "expected one of: " + quoteList(names)
 	}
-	for _, ref := range d.serviceRefs {
-		if strings.Contains(ref.name, "{") || slices.Contains(names, ref.name) {
+	for _, t := range d.targets {
+		if strings.Contains(t.Service, "{") || slices.Contains(names, t.Service) {
 			continue
 		}
-		d.warnf(ref.where, fmt.Sprintf("Unknown service %q", ref.name),
+		d.warnf(t.ServiceRange, fmt.Sprintf("Unknown service %q", t.Service),
 			"%s calls service %q, which no service block declares, and the %s registry holds only the services this host runs; %s (or add a service %q block)",
-			ref.from, ref.name, cfg.Registry.Name, expected, ref.name)
+			t.From, t.Service, cfg.Registry.Name, expected, t.Service)
 	}
 }
 

@@ -298,26 +298,26 @@ func (d *decoder) decodeRoute(b *hclsyntax.Block) *gateway.Route {
 	return r
 }
 
-// target decodes service and endpoint, both required.
+// target decodes service and endpoint, both required, and records the pair
+// as one of the gateway's Targets.
 func (d *decoder) target(b *hclsyntax.Block, attrs map[string]*hclsyntax.Attribute, service, endpoint *string) {
-	from := fmt.Sprintf("%s %q", b.Type, label(b))
+	t := Target{From: fmt.Sprintf("%s %q", b.Type, label(b))}
 	for _, f := range []struct {
 		name, example string
 		dst           *string
-	}{{"service", `service = "greeter"`, service}, {"endpoint", `endpoint = "Greeter.Hello"`, endpoint}} {
+		rng           *hcl.Range
+	}{{"service", `service = "greeter"`, service, &t.ServiceRange}, {"endpoint", `endpoint = "Greeter.Hello"`, endpoint, &t.EndpointRange}} {
 		a := attrs[f.name]
 		if a == nil {
 			d.errorf(b.DefRange(), fmt.Sprintf("Missing %s for %s %q", f.name, b.Type, label(b)), "expected %s in the block", f.example)
 			continue
 		}
 		*f.dst, _ = d.str(a)
-		switch {
-		case *f.dst == "":
-		case f.name == "service":
-			d.serviceRefs = append(d.serviceRefs, serviceRef{name: *f.dst, from: from, where: a.Expr.Range()})
-		case *service != "":
-			d.targets = append(d.targets, Target{From: from, Service: *service, Endpoint: *f.dst, EndpointRange: a.Expr.Range()})
-		}
+		*f.rng = a.Expr.Range()
+	}
+	if *service != "" {
+		t.Service, t.Endpoint = *service, *endpoint
+		d.targets = append(d.targets, t)
 	}
 }
 

@@ -134,17 +134,8 @@ type decoder struct {
 	varOrder    []string
 	inVariables bool // decoding variable blocks: no references allowed
 	diags       hcl.Diagnostics
-	// serviceRefs are the services gateway routes and parts call.
-	serviceRefs []serviceRef
-	// targets are the endpoints they call.
+	// targets are the endpoints gateway routes and parts call.
 	targets []Target
-}
-
-// serviceRef is a service named by a gateway route or aggregate part.
-type serviceRef struct {
-	name  string
-	from  string // `route "GET /a"`, `part "user"`
-	where hcl.Range
 }
 
 // errorf records an error diagnostic at rng.
