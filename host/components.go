@@ -145,7 +145,7 @@ func pluginSpec(p *config.Plugin, lock *plugins.Lock, lockPath, pluginDir string
 		}
 		path = plugins.InstalledPath(dir, p.ID, entry.Version)
 	}
-	return plugins.Spec{ID: p.ID, Kind: p.Kind, Version: entry.Version, Path: path, SHA256: entry.SHA256, Config: p.Config}, nil
+	return plugins.Spec{ID: p.ID, Kind: p.Kind, Version: entry.Version, Path: path, SHA256: entry.SHA256, Config: p.Config, Procs: p.Procs}, nil
 }
 
 func sourceOr(p *config.Plugin) string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,7 +103,8 @@ func TestRegistryPluginFromConfig(t *testing.T) {
 service "greeter" {}
 registry "mem" {}
 plugin "registry-mem" {
-  version = "0.0.1"
+  version    = "0.0.1"
+  gomaxprocs = 3
   config {
     zone = "eu"
   }
@@ -120,6 +122,18 @@ plugin "registry-mem" {
 	var rsp greeter.HelloResponse
 	if err := h.Client().Call(context.Background(), "greeter", "Greeter.Hello", &greeter.HelloRequest{Name: "Ada"}, &rsp); err != nil || rsp.Message != "Hello Ada" {
 		t.Fatalf("call: %v %+v", err, rsp)
+	}
+	// The plugin process runs with the GOMAXPROCS the block gives it.
+	pids := pluginPids(t, bin)
+	if len(pids) != 1 {
+		t.Fatalf("plugin processes: %v, want 1", pids)
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := strings.Split(string(environ), "\x00"); !slices.Contains(env, "GOMAXPROCS=3") {
+		t.Errorf("the plugin's environment has no GOMAXPROCS=3: %q", env)
 	}
 
 	// A version that does not match the lock is refused with the position.

@@ -199,6 +199,9 @@ type Plugin struct {
 	Version string `json:"version"`
 	// Source is where `micro plugin install` gets it (informational).
 	Source string `json:"source,omitempty"`
+	// Procs is the plugin process's GOMAXPROCS; 0 leaves it to the host
+	// (half of the host's, at least one).
+	Procs int `json:"gomaxprocs,omitempty"`
 	// Config is the config block as a JSON object, sent to the plugin's Configure
 	// after the host has checked it against the schema Describe returned. A
 	// nested block becomes an object, a repeated block an array of objects, and a

@@ -37,7 +37,7 @@ var (
 	transportSchema = bodySchema{attrs: []string{"http2", "max_body"}, blocks: []blockSpec{{typ: "pool"}}}
 	poolSchema      = bodySchema{attrs: []string{"max_open", "max_idle", "wait_timeout", "idle_timeout"}}
 	codecSchema     = bodySchema{}
-	pluginSchema    = bodySchema{attrs: []string{"version", "source"}, blocks: []blockSpec{{typ: "config"}}}
+	pluginSchema    = bodySchema{attrs: []string{"version", "source", "gomaxprocs"}, blocks: []blockSpec{{typ: "config"}}}
 )
 
 // decodeFile decodes the root body.
@@ -231,6 +231,9 @@ func (d *decoder) decodePlugins(blocks []*hclsyntax.Block) *pluginSet {
 		}
 		if a := attrs["source"]; a != nil {
 			p.Source, _ = d.str(a)
+		}
+		if a := attrs["gomaxprocs"]; a != nil {
+			p.Procs, _ = d.integer(a, 1)
 		}
 		p.Config = json.RawMessage("{}")
 		if cb := d.single(byType(inner)["config"]); cb != nil {

@@ -46,8 +46,9 @@
 //	codec "msgpack" {}
 //
 //	plugin "registry-consul" {           # "<kind>-<name>": registry "consul" uses it
-//	  version = "1.2.0"                  # as micro.lock.hcl records it
-//	  source  = "github.com/acme/micro-registry-consul@v1.2.0"
+//	  version    = "1.2.0"               # as micro.lock.hcl records it
+//	  source     = "github.com/acme/micro-registry-consul@v1.2.0"
+//	  gomaxprocs = 2                     # the process's GOMAXPROCS (default: half the host's, at least 1)
 //	  config {                           # anything; sent to the plugin as JSON
 //	    address = "127.0.0.1:8500"
 //	    token   = env("CONSUL_TOKEN")

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,7 +186,9 @@ func (i *Instance) start(ctx context.Context) error {
 		return fmt.Errorf("plugin %s: %w", spec.ID, err)
 	}
 	cmd := exec.Command(i.bin)
-	cmd.Env = []string{env}
+	// The host's environment stays out (SkipHostEnv below): only the TLS
+	// material and the plugin's share of the CPUs go in.
+	cmd.Env = []string{env, "GOMAXPROCS=" + strconv.Itoa(spec.procs())}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out := outputLogger(i.log)
 	ended := new(atomic.Bool)

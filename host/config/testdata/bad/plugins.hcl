@@ -51,7 +51,19 @@ plugin "transport-grpc" {
   }
 }
 
+plugin "codec-avro" {
+  version    = "1.0.0"
+  gomaxprocs = 0
+}
+
+plugin "codec-protobuf" {
+  version    = "1.0.0"
+  gomaxprocs = "two"
+}
+
 registry "etcd" {}
 broker "nats" {}
 codec "cbor" {}
 transport "grpc" {}
+codec "avro" {}
+codec "protobuf" {}

@@ -40,7 +40,8 @@ plugin "broker-nats" {
 }
 
 plugin "transport-grpc" {
-  version = "1.0.0"
+  version    = "1.0.0"
+  gomaxprocs = 4 # the transport carries every call: more of the CPUs
 }
 
 plugin "codec-protobuf" {
