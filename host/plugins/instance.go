@@ -279,7 +279,7 @@ func (i *Instance) start(ctx context.Context) error {
 	i.changed = make(chan struct{})
 	i.mu.Unlock()
 	close(old)
-	i.log.Info("plugin started", "pid", pid, "name", info.Name, "described_version", info.Version, "startup", startup.String())
+	i.log.Info("plugin started", "pid", pid, "name", info.Name, "described_version", info.Version, "startup", startup.String(), "gomaxprocs", spec.procs())
 	return nil
 }
 

@@ -9,14 +9,15 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/microhost/micro/host/plugins"
 )
 
 // TestPluginEnvironment checks what a plugin process is started with: its
-// share of the CPUs as GOMAXPROCS (half the host's unless the spec says), and
-// none of the host's own environment.
+// share of the CPUs as GOMAXPROCS (half the host's unless the spec says), also
+// logged, and none of the host's own environment.
 func TestPluginEnvironment(t *testing.T) {
 	t.Setenv("MICRO_TEST_HOST_SECRET", "not for plugins")
 	tests := []struct {
@@ -29,7 +30,7 @@ func TestPluginEnvironment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, _ := newManager(t)
+			m, logs := newManager(t)
 			s := spec(t, "codec-msgpack")
 			s.Procs = tt.procs
 			inst, err := m.Start(context.Background(), s)
@@ -39,6 +40,9 @@ func TestPluginEnvironment(t *testing.T) {
 			env := processEnv(t, inst.Pid())
 			if got := env["GOMAXPROCS"]; got != tt.want {
 				t.Errorf("GOMAXPROCS = %q, want %q (variables: %v)", got, tt.want, slices.Sorted(maps.Keys(env)))
+			}
+			if line := `"gomaxprocs":` + tt.want; !strings.Contains(logs.String(), line) {
+				t.Errorf("the start is not logged with %s:\n%s", line, logs)
 			}
 			if _, leaked := env["MICRO_TEST_HOST_SECRET"]; leaked {
 				t.Errorf("the host's environment reached the plugin (variables: %v)", slices.Sorted(maps.Keys(env)))
