@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -16,31 +15,15 @@ import (
 
 	"github.com/microhost/micro/examples/helloworld/greeter"
 	"github.com/microhost/micro/host"
+	"github.com/microhost/micro/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // reloading is a RunReloading host of a helloworld service, run by a test
 // that rewrites its micro.hcl.
 type reloading struct {
 	t     *testing.T
 	path  string
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	ready chan *host.Host
 	done  chan error
 	mu    sync.Mutex
@@ -50,7 +33,7 @@ type reloading struct {
 // startReloading writes first as micro.hcl and runs RunReloading on it until
 // the test ends.
 func startReloading(t *testing.T, first string) *reloading {
-	r := &reloading{t: t, path: filepath.Join(t.TempDir(), "micro.hcl"), logs: &syncBuffer{},
+	r := &reloading{t: t, path: filepath.Join(t.TempDir(), "micro.hcl"), logs: &syncbuf.Buffer{},
 		ready: make(chan *host.Host, 4), done: make(chan error, 1)}
 	r.write(first)
 	logger := hclog.New(&hclog.LoggerOptions{Output: r.logs, Level: hclog.Info})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/microhost/micro/examples/helloworld/greeter"
 	"github.com/microhost/micro/host"
+	"github.com/microhost/micro/internal/syncbuf"
 )
 
 // targetsConfig routes to endpoints the greeter serves, one it does not, one
@@ -52,7 +53,7 @@ func TestUnknownEndpointIsWarnedOnceReady(t *testing.T) {
 	if err := os.WriteFile(path, []byte(targetsConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
 	startHost(t, host.WithConfigFile(path), host.WithLogger(log), host.GatewayListen("127.0.0.1:0"),
 		host.WithServiceHandler("greeter", new(greeter.Greeter)))

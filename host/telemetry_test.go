@@ -25,6 +25,7 @@ import (
 
 	"github.com/microhost/micro/host"
 	"github.com/microhost/micro/host/plugins"
+	"github.com/microhost/micro/internal/syncbuf"
 	"github.com/microhost/micro/sdk/broker"
 	"github.com/microhost/micro/sdk/service"
 )
@@ -119,7 +120,7 @@ func TestTelemetryEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	spans := tracetest.NewInMemoryExporter()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug, JSONFormat: true})
 	front := &TracedFront{}
 	ready := make(chan struct{}, 1)

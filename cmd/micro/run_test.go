@@ -10,32 +10,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/microhost/micro/examples/helloworld/greeter"
 	"github.com/microhost/micro/host/plugins"
+	"github.com/microhost/micro/internal/syncbuf"
 	"github.com/microhost/micro/sdk/client"
 )
-
-// lockedBuffer is an io.Writer safe to read while the command writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var (
 	serviceLine = regexp.MustCompile(`service helloworld\s+http://(\S+)`)
@@ -55,7 +37,7 @@ func TestRunEmbeddedDefault(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, []string{"run", "--gateway", "127.0.0.1:0"}, stdout, stderr) }()
 

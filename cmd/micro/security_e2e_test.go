@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/microhost/micro/internal/syncbuf"
 	"github.com/microhost/micro/sdk/auth/authtest"
 )
 
@@ -77,7 +78,7 @@ security {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TEST_JWT_SECRET="+secret)
 	stdout, _ := cmd.StdoutPipe()
-	stderr := &lockedBuffer{} // read while micro writes
+	stderr := &syncbuf.Buffer{} // read while micro writes
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

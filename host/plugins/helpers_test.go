@@ -1,7 +1,6 @@
 package plugins_test
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/microhost/micro/host/plugins"
+	"github.com/microhost/micro/internal/syncbuf"
 )
 
 // pluginBinaries builds every test plugin once per test binary.
@@ -92,28 +92,10 @@ func spec(t testing.TB, id string) plugins.Spec {
 	return plugins.Spec{ID: id, Kind: kind, Version: "0.0.1", Path: path, SHA256: sum}
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newManager returns a manager logging into a buffer, closed at cleanup.
-func newManager(t testing.TB, opts ...func(*plugins.Options)) (*plugins.Manager, *syncBuffer) {
+func newManager(t testing.TB, opts ...func(*plugins.Options)) (*plugins.Manager, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	o := plugins.Options{
 		Logger:         hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug, JSONFormat: true}),
 		HealthInterval: 200 * time.Millisecond,

@@ -4,16 +4,15 @@
 package plugintest
 
 import (
-	"bytes"
 	"context"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/microhost/micro/host/plugins"
+	"github.com/microhost/micro/internal/syncbuf"
 )
 
 // Spec builds the plugin's main package pkg (a path, e.g. ".") and returns the
@@ -41,7 +40,7 @@ func Spec(tb testing.TB, pkg, id, version string) plugins.Spec {
 // the manager and the plugin log is shown when tb fails.
 func Start(tb testing.TB, spec plugins.Spec) (*plugins.Instance, error) {
 	tb.Helper()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("plugin %s log:\n%s", spec.ID, logs.String())
@@ -59,22 +58,4 @@ func Start(tb testing.TB, spec plugins.Spec) (*plugins.Instance, error) {
 	}
 	tb.Cleanup(inst.Stop)
 	return inst, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
