@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -38,6 +39,7 @@ type Instance struct {
 	mu       sync.Mutex
 	client   *goplugin.Client
 	ended    *atomic.Bool // the current launch's: set when the host kills it
+	socket   string       // the current launch's gRPC socket file, removed once it ends
 	cc       *grpc.ClientConn
 	info     *pluginv1.DescribeResponse
 	pid      int
@@ -187,8 +189,12 @@ func (i *Instance) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(i.bin)
 	// The host's environment stays out (SkipHostEnv below): only the TLS
-	// material and the plugin's share of the CPUs go in.
+	// material, the plugin's share of the CPUs and where to put its socket go
+	// in.
 	cmd.Env = []string{env, "GOMAXPROCS=" + strconv.Itoa(spec.procs())}
+	if dir := i.m.work.socketDir(); dir != "" {
+		cmd.Env = append(cmd.Env, goplugin.EnvUnixSocketDir+"="+dir)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out := outputLogger(i.log)
 	ended := new(atomic.Bool)
@@ -218,8 +224,12 @@ func (i *Instance) start(ctx context.Context) error {
 	if cmd.Process != nil {
 		pid = cmd.Process.Pid
 	}
+	socket := ""
+	if rc := client.ReattachConfig(); rc != nil && rc.Addr != nil && rc.Addr.Network() == "unix" {
+		socket = rc.Addr.String()
+	}
 	i.mu.Lock()
-	i.pid = pid
+	i.pid, i.socket = pid, socket
 	i.mu.Unlock()
 	if err != nil {
 		return i.handshakeError(err)
@@ -421,8 +431,8 @@ func (i *Instance) Stop() {
 // stopProcess ends the current process and its process group.
 func (i *Instance) stopProcess() {
 	i.mu.Lock()
-	client, pid, ended := i.client, i.pid, i.ended
-	i.client, i.pid, i.ended = nil, 0, nil
+	client, pid, ended, socket := i.client, i.pid, i.ended, i.socket
+	i.client, i.pid, i.ended, i.socket = nil, 0, nil, ""
 	i.mu.Unlock()
 	if client == nil {
 		return
@@ -434,4 +444,11 @@ func (i *Instance) stopProcess() {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	client.Kill()
+	// A killed plugin cannot remove its socket file; a long-running host
+	// restarting plugins would otherwise collect them.
+	if socket != "" {
+		if err := os.Remove(socket); err != nil && !os.IsNotExist(err) {
+			i.log.Warn("cannot remove the plugin's socket", "path", socket, "error", err.Error())
+		}
+	}
 }

@@ -143,3 +143,58 @@ func TestOnlyUnplannedExitsAreErrors(t *testing.T) {
 		t.Fatalf("%d exit lines, %d of them errors; want 3 (describe, kill, close) with 1 error (the kill):\n%s", exits, errorExits, logs.String())
 	}
 }
+
+// TestPluginSocketsDoNotOutliveTheirProcess describes a plugin, then starts
+// it, kills it with SIGKILL and stops it: a killed plugin cannot remove its
+// gRPC socket file, so the host does, and every socket lives in the host's own
+// directory, never in the shared temporary one.
+func TestPluginSocketsDoNotOutliveTheirProcess(t *testing.T) {
+	s := spec(t, "registry-memory") // built before TMPDIR moves into this test's directory
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	m, _ := newManager(t)
+	hostDirs := workDirs(t, tmp)
+	if len(hostDirs) != 1 {
+		t.Fatalf("work directories %v, want one", hostDirs)
+	}
+	sockets := func() []string {
+		t.Helper()
+		var found []string
+		err := filepath.WalkDir(tmp, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.Type()&os.ModeSocket != 0 {
+				found = append(found, path)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+
+	if _, err := m.Describe(context.Background(), s.Path, s.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if got := sockets(); len(got) != 0 {
+		t.Fatalf("sockets left after Describe: %v", got)
+	}
+	inst, err := m.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := sockets()
+	if len(running) != 1 || filepath.Dir(running[0]) != hostDirs[0] {
+		t.Fatalf("a running plugin's sockets: %v, want one in %s", running, hostDirs[0])
+	}
+	if err := syscall.Kill(inst.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return inst.Restarts() == 1 }, "the plugin restarted")
+	if got := sockets(); len(got) != 1 || got[0] == running[0] {
+		t.Fatalf("after the killed plugin restarted, sockets %v, want only the new process's (the old one was %s)", got, running[0])
+	}
+	inst.Stop()
+	if got := sockets(); len(got) != 0 {
+		t.Fatalf("sockets left after the plugin stopped: %v", got)
+	}
+}

@@ -43,10 +43,11 @@ func runTestHost(path string) {
 // next host removes the directory the dead one ran its plugin copies from,
 // never a live host's.
 func TestNoOrphanWhenHostIsKilled(t *testing.T) {
+	plugin := binary(t, "registry-memory") // built before TMPDIR moves into this test's directory
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // the test host's, and the next host's
 	host := exec.Command(os.Args[0], "-test.run=^$")
-	host.Env = append(os.Environ(), "MICROHOST_TEST_HOST_PLUGIN="+binary(t, "registry-memory"))
+	host.Env = append(os.Environ(), "MICROHOST_TEST_HOST_PLUGIN="+plugin)
 	out, err := host.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -76,6 +76,23 @@ func locksUnsupported(err error) bool {
 		errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.ENOSYS)
 }
 
+// maxSocketPath is the longest path a Unix socket can be bound at on Linux
+// (sun_path holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// socketDir is where this host's plugins create their gRPC sockets, so that
+// a plugin killed before it could remove its socket leaves it in a directory
+// the host removes, not in the shared temporary directory. It is "" (the
+// plugin's default, the system's temporary directory) when the directory's path
+// leaves too little room for go-plugin's socket name ("plugin" and up to ten
+// digits).
+func (w *workDir) socketDir() string {
+	if len(w.path)+len("/plugin")+10 > maxSocketPath {
+		return ""
+	}
+	return w.path
+}
+
 // close removes the directory and releases its lock.
 func (w *workDir) close() error {
 	err := os.RemoveAll(w.path)
