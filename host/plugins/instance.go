@@ -192,7 +192,7 @@ func (i *Instance) start(ctx context.Context) error {
 	// material, the plugin's share of the CPUs and where to put its socket go
 	// in.
 	cmd.Env = []string{env, "GOMAXPROCS=" + strconv.Itoa(spec.procs())}
-	if dir := i.m.work.socketDir(); dir != "" {
+	if dir := i.m.socketDir(); dir != "" {
 		cmd.Env = append(cmd.Env, goplugin.EnvUnixSocketDir+"="+dir)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

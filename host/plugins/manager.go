@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/microhost/micro/host/workdir"
 	"github.com/microhost/micro/sdk/plugin"
 	pluginv1 "github.com/microhost/micro/sdk/plugin/proto/micro/plugin/v1"
 	"github.com/microhost/micro/sdk/telemetry"
@@ -75,7 +76,7 @@ type Options struct {
 type Manager struct {
 	opts  Options
 	tls   *plugin.HostTLS
-	work  *workDir     // where the verified copies of the binaries run from
+	work  *workdir.Dir // where the verified copies of the binaries run from, and the sockets live
 	calls *callMetrics // nil without metrics
 
 	mu        sync.Mutex
@@ -110,10 +111,30 @@ func NewManager(opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("plugins: %w", err)
 		}
 	}
-	if m.work, err = newWorkDir(); err != nil {
-		return nil, err
+	if m.work, err = workdir.New(workDirPrefix); err != nil {
+		return nil, fmt.Errorf("plugins: %w", err)
 	}
 	return m, nil
+}
+
+// workDirPrefix names the directories hosts run their plugin copies from.
+const workDirPrefix = "microhost-plugins-"
+
+// maxSocketPath is the longest path a Unix socket can be bound at on Linux
+// (sun_path holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// socketDir is where plugins create their gRPC sockets: the work directory,
+// so that a plugin killed before it could remove its socket leaves it where
+// the host removes it, not in the shared temporary directory. It is "" (the
+// plugin's default, the system's temporary directory) when the directory's
+// path leaves too little room for go-plugin's socket name ("plugin" and up to
+// ten digits).
+func (m *Manager) socketDir() string {
+	if len(m.work.Path())+len("/plugin")+10 > maxSocketPath {
+		return ""
+	}
+	return m.work.Path()
 }
 
 // Start verifies, launches, describes and configures one plugin and supervises
@@ -132,7 +153,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Instance, error) {
 	if _, err := os.Stat(spec.Path); err != nil {
 		return nil, fmt.Errorf("plugin %s %s: binary %s is missing (%w): install it with `micro plugin install <source>`", spec.ID, spec.Version, spec.Path, errors.Unwrap(err))
 	}
-	owned := filepath.Join(m.work.path, spec.ID+"-"+spec.Version)
+	owned := filepath.Join(m.work.Path(), spec.ID+"-"+spec.Version)
 	if err := os.MkdirAll(owned, 0o700); err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", spec.ID, err)
 	}
@@ -194,5 +215,5 @@ func (m *Manager) Close() error {
 		}()
 	}
 	wg.Wait()
-	return m.work.close()
+	return m.work.Close()
 }
