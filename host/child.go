@@ -17,6 +17,7 @@ import (
 
 	"github.com/microhost/micro/host/config"
 	"github.com/microhost/micro/host/plugins"
+	"github.com/microhost/micro/host/workdir"
 	"github.com/microhost/micro/sdk/registry"
 )
 
@@ -34,6 +35,9 @@ type child struct {
 	done chan struct{} // closed when the process exited
 	err  error
 }
+
+// servicesDirPrefix names the directories hosts build package services into.
+const servicesDirPrefix = "microhost-services-"
 
 // buildChildren builds every package service into dir and resolves binaries,
 // relative to the config's directory.
@@ -55,12 +59,14 @@ func (h *Host) buildChildren(ctx context.Context) error {
 			}
 		default:
 			if buildDir == "" {
-				d, err := os.MkdirTemp("", "microhost-services-")
+				// Locked while the host runs, so the next host removes it if
+				// this one is killed: each build is a whole Go binary.
+				d, err := workdir.New(servicesDirPrefix)
 				if err != nil {
-					return err
+					return fmt.Errorf("building services: %w", err)
 				}
-				buildDir = d
-				h.cleanup = append(h.cleanup, func() { os.RemoveAll(d) })
+				buildDir = d.Path()
+				h.cleanup = append(h.cleanup, func() { d.Close() })
 			}
 			c.bin = filepath.Join(buildDir, sc.Name)
 			c.built = sourceStamp(c.srcDir(h)) // first: an edit during the build is rebuilt
@@ -69,6 +75,9 @@ func (h *Host) buildChildren(ctx context.Context) error {
 			}
 		}
 		h.children = append(h.children, c)
+	}
+	if buildDir == "" && !h.isChild() {
+		workdir.RemoveDead(servicesDirPrefix) // what a killed host built
 	}
 	return nil
 }

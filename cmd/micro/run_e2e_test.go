@@ -73,6 +73,66 @@ plugin "registry-mem" {
 	stopMicroRun(ctx, t, cmd, stderr, started)
 }
 
+// TestKilledMicroRunLeavesNoBuilds kills `micro run` with SIGKILL, which gives
+// it no chance to clean up: the service it built (a whole Go binary) and its
+// child process do not outlive the next `micro run`, even one that builds
+// nothing.
+func TestKilledMicroRunLeavesNoBuilds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	dir := t.TempDir()
+	micro := goBuild(t, dir, "micro", ".")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // micro run's, and the next one's
+	repo, _ := filepath.Abs("../..")
+	builds := func() []string {
+		t.Helper()
+		found, err := filepath.Glob(filepath.Join(tmp, "microhost-services-*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+	killed := filepath.Join(dir, "killed")
+	os.Mkdir(killed, 0o755)
+	cfg := "service \"counter\" {\n  package = \"" + filepath.Join(repo, "examples/two-services/counter") + "\"\n}\n"
+	if err := os.WriteFile(filepath.Join(killed, "micro.hcl"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _, _ := startMicroRun(t, micro, killed)
+	started := childrenOf(cmd.Process.Pid)
+	if got := builds(); len(got) != 1 || len(started) == 0 {
+		t.Fatalf("micro run building a service: build directories %v and children %v, want one of each", got, started)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	next := filepath.Join(dir, "next")
+	os.Mkdir(next, 0o755)
+	if err := os.WriteFile(filepath.Join(next, "micro.hcl"), []byte("service \"helloworld\" {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd, _, stderr := startMicroRun(t, micro, next)
+	if got := builds(); len(got) != 0 {
+		t.Errorf("the killed micro run's build directory outlived the next one's start: %v", got)
+	}
+	stopMicroRun(ctx, t, cmd, stderr, nil)
+	// A child notices its host is gone within a second, then drains.
+	for _, pid := range started {
+		for alive(pid) && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("process %d started by the killed micro run is still there", pid)
+		}
+	}
+}
+
 // TestMicroCallOverTransportPlugin runs micro on a config whose transport is
 // the ws plugin: the ready banner offers no curl line (the services do not
 // speak plain HTTP), `micro call` reaches them through its own copy of the
