@@ -2,7 +2,10 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/microhost/micro/host/config"
@@ -136,14 +139,20 @@ func pluginSpec(p *config.Plugin, lock *plugins.Lock, lockPath, pluginDir string
 	}
 	path := entry.Path
 	if path == "" {
-		dir := pluginDir
+		dir, source := pluginDir, "the one the host was given"
 		if dir == "" {
 			var err error
 			if dir, err = plugins.DefaultDir(); err != nil {
 				return plugins.Spec{}, err
 			}
+			source = plugins.DefaultDirSource()
 		}
 		path = plugins.InstalledPath(dir, p.ID, entry.Version)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return plugins.Spec{}, fmt.Errorf("%s: plugin %s %s is recorded in %s but is not in the plugin directory %s (%s): "+
+				"install it there with `micro plugin install %s`, or set $%s (or micro run's --dir) to the directory it was installed in",
+				rangeString(p.Range), p.ID, entry.Version, lockPath, dir, source, sourceOr(p), plugins.EnvPluginDir)
+		}
 	}
 	return plugins.Spec{ID: p.ID, Kind: p.Kind, Version: entry.Version, Path: path, SHA256: entry.SHA256, Config: p.Config, Procs: p.Procs}, nil
 }

@@ -156,6 +156,46 @@ plugin "registry-mem" {
 	}
 }
 
+// TestPluginMissingFromPluginDir names the directory a plugin the lock file
+// records was looked for in, and where that directory came from: a user who
+// installed with $MICRO_PLUGIN_DIR set and ran without it sees why.
+func TestPluginMissingFromPluginDir(t *testing.T) {
+	dir := t.TempDir()
+	lock := &plugins.Lock{}
+	lock.Put(&plugins.LockedPlugin{ID: "registry-mem", Version: "0.0.1", SHA256: strings.Repeat("0", 64)})
+	if err := lock.Write(filepath.Join(dir, plugins.LockFileName)); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "micro.hcl")
+	os.WriteFile(cfgPath, []byte("service \"greeter\" {}\nregistry \"mem\" {}\nplugin \"registry-mem\" {\n  version = \"0.0.1\"\n}\n"), 0o644)
+	home, given, fromEnv := t.TempDir(), t.TempDir(), t.TempDir()
+	t.Setenv("HOME", home)
+	tests := []struct {
+		name, env string
+		opts      []host.Option
+		dir, why  string
+	}{
+		{"default", "", nil, filepath.Join(home, ".micro", "plugins"), "(the default, as $MICRO_PLUGIN_DIR is not set)"},
+		{"from the environment", fromEnv, nil, fromEnv, "(from $MICRO_PLUGIN_DIR)"},
+		{"given to the host", fromEnv, []host.Option{host.WithPluginDir(given)}, given, "(the one the host was given)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(plugins.EnvPluginDir, tt.env)
+			opts := append([]host.Option{host.WithConfigFile(cfgPath), host.WithHandler(new(greeter.Greeter)), host.WithLogger(quietLogger())}, tt.opts...)
+			_, err := host.New(context.Background(), opts...)
+			if err == nil {
+				t.Fatal("a host started with its plugin missing")
+			}
+			for _, want := range []string{"micro.hcl:3:1: plugin registry-mem 0.0.1", "not in the plugin directory " + tt.dir + " " + tt.why, "micro plugin install", "$MICRO_PLUGIN_DIR"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q\nsays nothing of %q", err, want)
+				}
+			}
+		})
+	}
+}
+
 // TestNoPluginProcessAfterStop checks /proc for the plugin's pid after the host
 // stopped.
 func TestNoPluginProcessAfterStop(t *testing.T) {

@@ -10,17 +10,30 @@ import (
 	"strings"
 )
 
+// EnvPluginDir names the environment variable that moves the default plugin
+// directory.
+const EnvPluginDir = "MICRO_PLUGIN_DIR"
+
 // DefaultDir is where plugins are installed: ~/.micro/plugins, or
 // $MICRO_PLUGIN_DIR when set.
 func DefaultDir() (string, error) {
-	if d := os.Getenv("MICRO_PLUGIN_DIR"); d != "" {
+	if d := os.Getenv(EnvPluginDir); d != "" {
 		return d, nil
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("finding the plugin directory: %w; set MICRO_PLUGIN_DIR", err)
+		return "", fmt.Errorf("finding the plugin directory: %w; set %s", err, EnvPluginDir)
 	}
 	return filepath.Join(home, ".micro", "plugins"), nil
+}
+
+// DefaultDirSource says where DefaultDir's answer comes from, for messages
+// about a plugin that is not where it was looked for.
+func DefaultDirSource() string {
+	if os.Getenv(EnvPluginDir) != "" {
+		return "from $" + EnvPluginDir
+	}
+	return "the default, as $" + EnvPluginDir + " is not set"
 }
 
 // BinaryName is the file name of a plugin's binary: micro-<kind>-<name>.
