@@ -151,10 +151,19 @@ func pluginSpec(p *config.Plugin, lock *plugins.Lock, lockPath, pluginDir string
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return plugins.Spec{}, fmt.Errorf("%s: plugin %s %s is recorded in %s but is not in the plugin directory %s (%s): "+
 				"install it there with `micro plugin install %s`, or set $%s (or micro run's --dir) to the directory it was installed in",
-				rangeString(p.Range), p.ID, entry.Version, lockPath, dir, source, sourceOr(p), plugins.EnvPluginDir)
+				rangeString(p.Range), p.ID, entry.Version, lockPath, dir, source, installSource(p, entry), plugins.EnvPluginDir)
 		}
 	}
 	return plugins.Spec{ID: p.ID, Kind: p.Kind, Version: entry.Version, Path: path, SHA256: entry.SHA256, Config: p.Config, Procs: p.Procs}, nil
+}
+
+// installSource is what to install p from again: its block's source, else the
+// one the lock file recorded.
+func installSource(p *config.Plugin, entry *plugins.LockedPlugin) string {
+	if p.Source == "" && entry.Source != "" {
+		return entry.Source
+	}
+	return sourceOr(p)
 }
 
 func sourceOr(p *config.Plugin) string {

@@ -162,7 +162,7 @@ plugin "registry-mem" {
 func TestPluginMissingFromPluginDir(t *testing.T) {
 	dir := t.TempDir()
 	lock := &plugins.Lock{}
-	lock.Put(&plugins.LockedPlugin{ID: "registry-mem", Version: "0.0.1", SHA256: strings.Repeat("0", 64)})
+	lock.Put(&plugins.LockedPlugin{ID: "registry-mem", Version: "0.0.1", Source: "/opt/micro-registry-mem", SHA256: strings.Repeat("0", 64)})
 	if err := lock.Write(filepath.Join(dir, plugins.LockFileName)); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestPluginMissingFromPluginDir(t *testing.T) {
 			if err == nil {
 				t.Fatal("a host started with its plugin missing")
 			}
-			for _, want := range []string{"micro.hcl:3:1: plugin registry-mem 0.0.1", "not in the plugin directory " + tt.dir + " " + tt.why, "micro plugin install", "$MICRO_PLUGIN_DIR"} {
+			for _, want := range []string{"micro.hcl:3:1: plugin registry-mem 0.0.1", "not in the plugin directory " + tt.dir + " " + tt.why, "micro plugin install /opt/micro-registry-mem", "$MICRO_PLUGIN_DIR"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q\nsays nothing of %q", err, want)
 				}
