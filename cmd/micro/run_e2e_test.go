@@ -207,7 +207,7 @@ func startMicroRun(t *testing.T, micro, dir string) (*exec.Cmd, []string, *strin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	stopAtCleanup(t, cmd)
 	lines := bufio.NewScanner(stdout)
 	var banner []string
 	ready := false
@@ -236,6 +236,21 @@ func startMicroRun(t *testing.T, micro, dir string) (*exec.Cmd, []string, *strin
 	return cmd, banner, stderr
 }
 
+// stopAtCleanup stops a micro run the test did not stop itself as Ctrl-C
+// would, so it removes what it built; one that does not stop within 10s is
+// killed.
+func stopAtCleanup(t *testing.T, cmd *exec.Cmd) {
+	t.Cleanup(func() {
+		if cmd.ProcessState != nil {
+			return // stopped and waited for
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		kill := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
+		defer kill.Stop()
+		cmd.Wait()
+	})
+}
+
 // stopMicroRun sends micro run SIGTERM, waits for it to exit cleanly, and
 // checks that none of the processes it started is left.
 func stopMicroRun(ctx context.Context, t *testing.T, cmd *exec.Cmd, stderr *strings.Builder, started []int) {
@@ -251,6 +266,7 @@ func stopMicroRun(ctx context.Context, t *testing.T, cmd *exec.Cmd, stderr *stri
 			t.Fatalf("micro run exited with %v after SIGTERM:\n%s", err, stderr.String())
 		}
 	case <-ctx.Done():
+		cmd.Process.Kill()
 		t.Fatal("micro run did not stop after SIGTERM")
 	}
 	for _, pid := range started {

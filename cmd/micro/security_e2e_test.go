@@ -83,7 +83,7 @@ security {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	stopAtCleanup(t, cmd)
 	lines := bufio.NewScanner(stdout)
 	var gateway string
 	for gateway == "" && lines.Scan() {
