@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -151,5 +152,13 @@ func DialRunning(dir string) (*Remote, error) {
 	if st.PID <= 0 || syscall.Kill(st.PID, 0) != nil {
 		return nil, fmt.Errorf("no host is running here (%s names process %d, which is gone): start one with `micro run`", filepath.Join(dir, StateFile), st.PID)
 	}
+	// The process may be a killed host not yet reaped, or another process that
+	// took its pid: only the bridge answering tells.
+	conn, err := net.DialTimeout("tcp", st.Bridge, 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("no host answers here (%s names process %d, whose bridge %s does not answer: %w): if that host was killed, start one with `micro run`",
+			filepath.Join(dir, StateFile), st.PID, st.Bridge, err)
+	}
+	conn.Close()
 	return DialBridge(st.Bridge, st.TLS)
 }
